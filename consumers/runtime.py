@@ -1,0 +1,374 @@
+"""The one consumer runtime every service runs on: poll → decode → handle → emit → commit.
+
+Outputs and input offsets are committed in one Kafka transaction (exactly-once for consume →
+process → produce), so a killed or restarted service never emits the same result twice and never
+skips an input. Services with side effects outside Kafka (Parquet files) make them durable in
+`flush()` before the transaction that commits the offsets. A service may hold its committed offset
+back (e.g. bars keep it at the first trade of the oldest open bar) and attach a small metadata
+string to it (e.g. the watermark), which `restore()` receives on assignment.
+
+Failure rules (DESIGN §4): an undecodable or unprocessable record goes to `kracked.deadletter` with
+topic/partition/offset and the reason; a failed transaction makes the process exit non-zero, and the
+restart resumes from the last committed state (fail fast, recover from Kafka).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from kracked import metrics
+from kracked.kafka import consumer_config, ensure_topics, producer_config
+from kracked.settings import KafkaSettings
+from schemas.serde import Serde, SerdeError
+from schemas.topics import COMPACTED, Topic, find_topic
+
+log = logging.getLogger(__name__)
+
+RECORDS_IN = metrics.counter("kracked_consumer_records_in_total", "records consumed", ("service", "topic"))
+RECORDS_OUT = metrics.counter("kracked_consumer_records_out_total", "records produced", ("service", "topic"))
+DEAD_LETTERS = metrics.counter(
+    "kracked_consumer_dead_letters_total", "records sent to the dead-letter topic", ("service", "stage")
+)
+LAG = metrics.gauge(
+    "kracked_consumer_lag", "records behind the end of the partition", ("service", "topic", "partition")
+)
+COMMITS = metrics.counter("kracked_consumer_commits_total", "transactions committed", ("service",))
+
+TopicPartitionKey = tuple[str, int]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass(slots=True)
+class Inbound:
+    """One decoded input record and where it came from."""
+
+    topic: Topic
+    topic_name: str
+    partition: int
+    offset: int
+    key: bytes | None
+    record: dict[str, Any]
+    timestamp_ms: int
+
+
+class Outbox:
+    """Where a service puts its output records (encoded and produced inside the open transaction)."""
+
+    def __init__(self, service: str, producer: Producer, serde: Serde) -> None:
+        self._service = service
+        self._producer = producer
+        self._serde = serde
+
+    def emit(self, topic: Topic, key: str | bytes | None, record: Mapping[str, Any]) -> None:
+        value = self._serde.encode(topic, record)
+        self._send(topic, key, value)
+
+    def _send(self, topic: Topic, key: str | bytes | None, value: bytes) -> None:
+        name = topic.name_with(self._serde.prefix)
+        k = key.encode() if isinstance(key, str) else key
+        while True:
+            try:
+                self._producer.produce(name, value=value, key=k)
+                break
+            except BufferError:
+                # local queue full: let librdkafka deliver, then retry (bounded memory)
+                self._producer.poll(0.1)
+        RECORDS_OUT.labels(self._service, topic.value).inc()
+
+    def dead_letter(
+        self, stage: str, error: str, raw: bytes | None, source: Inbound | Message | None
+    ) -> None:
+        origin_topic = origin_partition = origin_offset = None
+        if isinstance(source, Inbound):
+            origin_topic, origin_partition, origin_offset = source.topic_name, source.partition, source.offset
+        elif source is not None:
+            origin_topic, origin_partition, origin_offset = (
+                source.topic(),
+                source.partition(),
+                source.offset(),
+            )
+        record = {
+            "source": self._service,
+            "stage": stage,
+            "error": error[:2000],
+            "raw": raw or b"",
+            "channel": None,
+            "origin_topic": origin_topic,
+            "origin_partition": origin_partition,
+            "origin_offset": origin_offset,
+            "ts": now_us(),
+        }
+        log.warning(
+            "dead letter (%s) from %s[%s]@%s: %s",
+            stage,
+            origin_topic,
+            origin_partition,
+            origin_offset,
+            error[:200],
+        )
+        DEAD_LETTERS.labels(self._service, stage).inc()
+        self.emit(Topic.DEADLETTER, self._service, record)
+
+
+class Service(Protocol):
+    """What a consumer service implements; its domain logic lives in its own pure module."""
+
+    name: str
+    inputs: tuple[Topic, ...]
+    outputs: tuple[Topic, ...]
+
+    def handle(self, item: Inbound, out: Outbox) -> None:
+        """Process one record; raise to dead-letter it (the service keeps going)."""
+
+    def tick(self, now: int, out: Outbox) -> None:
+        """Called after each poll, also when idle: close windows, publish on a cadence."""
+
+    def flush(self) -> None:
+        """Make side effects outside Kafka durable (called before every commit)."""
+
+    def checkpoint(self, positions: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, tuple[int, str]]:
+        """Offsets (and metadata) to commit, given the next offset to read per partition."""
+        ...
+
+    def restore(self, committed: dict[TopicPartitionKey, tuple[int, str]]) -> None:
+        """State hint for newly assigned partitions (their committed offset and metadata)."""
+
+
+class BaseService:
+    """Defaults for the optional parts of `Service`."""
+
+    name = "service"
+    inputs: tuple[Topic, ...] = ()
+    outputs: tuple[Topic, ...] = ()
+
+    def tick(self, now: int, out: Outbox) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def checkpoint(self, positions: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, tuple[int, str]]:
+        return {tp: (offset, "") for tp, offset in positions.items()}
+
+    def restore(self, committed: dict[TopicPartitionKey, tuple[int, str]]) -> None:
+        return None
+
+
+@dataclass
+class RuntimeOptions:
+    group_id: str
+    commit_interval_s: float = 0.5
+    commit_every: int = 20_000
+    batch_size: int = 2_000
+    poll_timeout_s: float = 0.2
+    transactional_id: str | None = None
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    producer_overrides: dict[str, Any] = field(default_factory=dict)
+    stop_when_idle_s: float | None = None  # for tests and replays: stop after this long without input
+
+
+class Runtime:
+    """Runs one service against Kafka until `stop()` (or SIGTERM/SIGINT via `install_signal_handlers`)."""
+
+    def __init__(self, service: Service, settings: KafkaSettings, options: RuntimeOptions) -> None:
+        self.service = service
+        self.settings = settings
+        self.options = options
+        self.serde = Serde(settings.schema_registry_url, settings.topic_prefix)
+        self._stop = threading.Event()
+        self._positions: dict[TopicPartitionKey, int] = {}
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self.processed = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: object) -> None:
+            log.info("%s: signal %d, stopping", self.service.name, signum)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _input_names(self) -> list[str]:
+        return [t.name_with(self.settings.topic_prefix) for t in self.service.inputs]
+
+    def prepare_topics(self) -> None:
+        prefix = self.settings.topic_prefix
+        names = self._input_names() + [t.name_with(prefix) for t in (*self.service.outputs, Topic.DEADLETTER)]
+        ensure_topics(self.settings, names, compacted=[t.name_with(prefix) for t in COMPACTED])
+
+    def run(self) -> int:
+        """Consume until stopped; returns the process exit code."""
+        self.prepare_topics()
+        txn_id = (
+            self.options.transactional_id
+            or f"kracked-{self.service.name}-{self.options.group_id}-{uuid.uuid4().hex[:8]}"
+        )
+        producer = Producer(
+            producer_config(self.settings, **{"transactional.id": txn_id, **self.options.producer_overrides})
+        )
+        consumer = Consumer(
+            consumer_config(self.settings, self.options.group_id, **self.options.consumer_overrides)
+        )
+        self._producer, self._consumer = producer, consumer
+        out = Outbox(self.service.name, producer, self.serde)
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        consumer.subscribe(self._input_names(), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info(
+            "%s: consuming %s as group %s",
+            self.service.name,
+            ", ".join(self._input_names()),
+            self.options.group_id,
+        )
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
+                if messages:
+                    idle_since = time.monotonic()
+                for msg in messages:
+                    self._process(msg, out)
+                self.service.tick(now_us(), out)
+                if self._commit_due():
+                    self.commit(out)
+                if (
+                    self.options.stop_when_idle_s is not None
+                    and time.monotonic() - idle_since > self.options.stop_when_idle_s
+                ):
+                    log.info("%s: idle for %.1fs, stopping", self.service.name, self.options.stop_when_idle_s)
+                    break
+            self.commit(out)
+        finally:
+            try:
+                consumer.close()
+            finally:
+                producer.flush(30)
+        log.info("%s: stopped after %d records", self.service.name, self.processed)
+        return 0
+
+    # ---- per record --------------------------------------------------------------------------
+    def _process(self, msg: Message, out: Outbox) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s: consumer error %s", self.service.name, err)
+            return
+        topic_name = msg.topic() or ""
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        self._positions[(topic_name, partition)] = offset + 1
+        self._uncommitted += 1
+        self.processed += 1
+        topic = find_topic(topic_name, self.settings.topic_prefix)
+        RECORDS_IN.labels(self.service.name, topic.value).inc()
+        raw = msg.value()
+        try:
+            record = self.serde.decode(topic, raw)
+        except SerdeError as exc:
+            out.dead_letter("decode", str(exc), raw, msg)
+            return
+        item = Inbound(topic, topic_name, partition, offset, msg.key(), record, msg.timestamp()[1])
+        try:
+            self.service.handle(item, out)
+        except SerdeError as exc:
+            out.dead_letter("serialize", str(exc), raw, item)
+        except Exception as exc:  # poison input: one bad record never stops the service
+            log.debug("handler failed", exc_info=True)
+            out.dead_letter("process", f"{type(exc).__name__}: {exc}", raw, item)
+
+    # ---- commits -----------------------------------------------------------------------------
+    def _commit_due(self) -> bool:
+        if self._uncommitted >= self.options.commit_every:
+            return True
+        return time.monotonic() - self._last_commit >= self.options.commit_interval_s
+
+    def commit(self, out: Outbox) -> None:
+        """Make side effects durable, then commit outputs and offsets in one transaction."""
+        producer, consumer = self._producer, self._consumer
+        if producer is None or consumer is None:
+            return
+        self.service.flush()
+        offsets = [
+            TopicPartition(topic, partition, offset, metadata or None)
+            for (topic, partition), (offset, metadata) in self.service.checkpoint(
+                dict(self._positions)
+            ).items()
+        ]
+        try:
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            # State in memory no longer matches what Kafka holds: exit and recover from the last commit.
+            log.error(
+                "%s: transaction failed (%s); exiting to recover from the last commit", self.service.name, exc
+            )
+            raise
+        COMMITS.labels(self.service.name).inc()
+        self._uncommitted = 0
+        self._last_commit = time.monotonic()
+        self._update_lag()
+        producer.begin_transaction()
+
+    def _update_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for (topic, partition), position in self._positions.items():
+            try:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                LAG.labels(self.service.name, topic, str(partition)).set(max(0, high - position))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=30)
+        state = {
+            (tp.topic, tp.partition): (tp.offset, tp.metadata or "")
+            for tp in committed
+            if tp.offset is not None and tp.offset >= 0
+        }
+        log.info(
+            "%s: assigned %s",
+            self.service.name,
+            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+        )
+        self.service.restore(state)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info(
+            "%s: revoked %s", self.service.name, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions)
+        )
+        if self._producer is not None:
+            self.commit(Outbox(self.service.name, self._producer, self.serde))
+        for tp in partitions:
+            self._positions.pop((tp.topic, tp.partition), None)
+
+
+def run_service(
+    make: Callable[[], Service], settings: KafkaSettings, options: RuntimeOptions, metrics_port: int | None
+) -> int:
+    """The same `main` body for every service: metrics, signals, run."""
+    metrics.serve(metrics_port)
+    runtime = Runtime(make(), settings, options)
+    runtime.install_signal_handlers()
+    return runtime.run()

@@ -1,0 +1,52 @@
+"""Prometheus metrics: one registry per process, served on `--metrics-port` when given.
+
+Metric objects are module-level singletons created on first use by name, so the connector and the
+consumers declare what they need without a central list, and tests can read values back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry()
+_lock = threading.Lock()
+_metrics: dict[str, object] = {}
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+def _get(kind: type[M], name: str, doc: str, labels: tuple[str, ...]) -> M:
+    with _lock:
+        metric = _metrics.get(name)
+        if metric is None:
+            metric = kind(name, doc, labels, registry=REGISTRY)
+            _metrics[name] = metric
+        if not isinstance(metric, kind):
+            raise TypeError(f"metric {name} already exists as {type(metric).__name__}")
+        return metric
+
+
+def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+    return _get(Counter, name, doc, labels)
+
+
+def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return _get(Gauge, name, doc, labels)
+
+
+def histogram(name: str, doc: str, labels: tuple[str, ...] = ()) -> Histogram:
+    return _get(Histogram, name, doc, labels)
+
+
+def serve(port: int | None) -> None:
+    """Start the /metrics HTTP server on 127.0.0.1:port (no-op for None)."""
+    if port is None:
+        return
+    start_http_server(port, addr="127.0.0.1", registry=REGISTRY)
+    log.info("metrics on http://127.0.0.1:%d/metrics", port)

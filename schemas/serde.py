@@ -1,0 +1,156 @@
+"""Avro values in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, schemaless body.
+
+The schema id comes from the registry (subject `<topic>-value`, TopicNameStrategy, so any Confluent
+client and Kafka UI read our topics). The body is written with fastavro directly against the parsed
+local schema: about twice as fast as `AvroSerializer`, and byte-compatible with it (a test checks
+that `AvroDeserializer` reads our frames). Decoding resolves the writer's schema (looked up by id
+and cached) against our local reader schema, so records written by an older schema still decode.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from schemas.topics import Topic, schema_dir
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+class SerdeError(Exception):
+    """A value that cannot be encoded or decoded; the message says why (it goes to the dead-letter topic)."""
+
+
+@cache
+def load_schema_text(topic: Topic) -> str:
+    """The `.avsc` text of a topic, as shipped in `schemas/avro/`."""
+    return (schema_dir() / topic.schema_file).read_text()
+
+
+@cache
+def parsed_schema(topic: Topic) -> Any:
+    return fastavro.parse_schema(json.loads(load_schema_text(topic)))
+
+
+def strip_timestamps(schema: Any) -> Any:
+    """The schema with `timestamp-*` logical types removed (plain longs).
+
+    Decoded records carry timestamps as int microseconds, the form every kracked module computes
+    with; Avro schema resolution ignores logical types, so this never changes what can be read.
+    """
+    if isinstance(schema, dict):
+        if str(schema.get("logicalType", "")).startswith(("timestamp-", "local-timestamp-")):
+            return {k: strip_timestamps(v) for k, v in schema.items() if k != "logicalType"}
+        return {k: strip_timestamps(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [strip_timestamps(x) for x in schema]
+    return schema
+
+
+@cache
+def reader_schema(topic: Topic) -> Any:
+    return fastavro.parse_schema(strip_timestamps(json.loads(load_schema_text(topic))))
+
+
+def registry_client(url: str) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": url})
+
+
+class Codec:
+    """Encode/decode the values of one topic (under its prefixed name) in the Confluent wire format."""
+
+    def __init__(self, topic: Topic, registry: SchemaRegistryClient, prefix: str = "") -> None:
+        self.topic = topic
+        self.topic_name = topic.name_with(prefix)
+        self.registry = registry
+        self.schema = parsed_schema(topic)
+        self.reader = reader_schema(topic)
+        self._schema_id: int | None = None
+        self._header = b""
+        self._writers: dict[int, Any] = {}
+
+    @property
+    def subject(self) -> str:
+        return f"{self.topic_name}-value"
+
+    def schema_id(self) -> int:
+        """Register (or look up) our schema under the topic's subject once, then reuse the id."""
+        if self._schema_id is None:
+            schema = Schema(load_schema_text(self.topic), "AVRO")
+            self._schema_id = int(self.registry.register_schema(self.subject, schema))
+            self._header = _HEADER.pack(MAGIC, self._schema_id)
+            self._writers[self._schema_id] = self.reader
+        return self._schema_id
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        if self._schema_id is None:
+            self.schema_id()
+        buf = io.BytesIO()
+        buf.write(self._header)
+        try:
+            fastavro.schemaless_writer(buf, self.schema, record)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            raise SerdeError(f"cannot encode {self.topic_name} record: {exc}") from exc
+        return buf.getvalue()
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        if not data or len(data) < 5:
+            raise SerdeError(f"{self.topic_name}: value of {0 if not data else len(data)} bytes is not Avro")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise SerdeError(f"{self.topic_name}: magic byte {magic} is not the Confluent wire format")
+        writer = self._writer_schema(schema_id)
+        try:
+            if writer is self.reader:
+                record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, None)
+            else:
+                record = fastavro.schemaless_reader(io.BytesIO(data[5:]), writer, self.reader)
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise SerdeError(f"{self.topic_name}: corrupt Avro body ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(record, dict):
+            raise SerdeError(f"{self.topic_name}: decoded value is not a record")
+        return record
+
+    def _writer_schema(self, schema_id: int) -> Any:
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            if self._schema_id is None:
+                self.schema_id()
+            if schema_id == self._schema_id:
+                return self.reader
+            try:
+                text = self.registry.get_schema(schema_id).schema_str
+            except Exception as exc:
+                raise SerdeError(f"{self.topic_name}: unknown schema id {schema_id} ({exc})") from exc
+            writer = fastavro.parse_schema(strip_timestamps(json.loads(text or "null")))
+            self._writers[schema_id] = writer
+        return writer
+
+
+class Serde:
+    """One registry client and one `Codec` per topic, created on first use."""
+
+    def __init__(self, registry_url: str, prefix: str = "") -> None:
+        self.registry = registry_client(registry_url)
+        self.prefix = prefix
+        self._codecs: dict[Topic, Codec] = {}
+
+    def codec(self, topic: Topic) -> Codec:
+        codec = self._codecs.get(topic)
+        if codec is None:
+            codec = self._codecs[topic] = Codec(topic, self.registry, self.prefix)
+        return codec
+
+    def encode(self, topic: Topic, record: Mapping[str, Any]) -> bytes:
+        return self.codec(topic).encode(record)
+
+    def decode(self, topic: Topic, data: bytes | None) -> dict[str, Any]:
+        return self.codec(topic).decode(data)
