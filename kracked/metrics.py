@@ -7,6 +7,7 @@ consumers declare what they need without a central list, and tests can read valu
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TypeVar
 
@@ -45,8 +46,13 @@ def histogram(name: str, doc: str, labels: tuple[str, ...] = ()) -> Histogram:
 
 
 def serve(port: int | None) -> None:
-    """Start the /metrics HTTP server on 127.0.0.1:port (no-op for None)."""
+    """Start the /metrics HTTP server on port (no-op for None).
+
+    It binds 127.0.0.1 unless `KRACKED_METRICS_HOST` says otherwise (containers set 0.0.0.0 so that
+    Prometheus on the compose network can scrape them).
+    """
     if port is None:
         return
-    start_http_server(port, addr="127.0.0.1", registry=REGISTRY)
-    log.info("metrics on http://127.0.0.1:%d/metrics", port)
+    host = os.environ.get("KRACKED_METRICS_HOST", "127.0.0.1")
+    start_http_server(port, addr=host, registry=REGISTRY)
+    log.info("metrics on http://%s:%d/metrics", host, port)

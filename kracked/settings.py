@@ -30,6 +30,7 @@ DOCUMENTED: dict[str, str] = {
     "KRACKED_PARQUET_DIR": "root folder of the Parquet dataset",
     "KRACKED_LOG_LEVEL": "log level (DEBUG, INFO, WARNING)",
     "KRACKED_METRICS_PORT": "Prometheus metrics port (unset = no metrics server)",
+    "KRACKED_METRICS_HOST": "address the metrics server binds (default 127.0.0.1; 0.0.0.0 in containers)",
     "KRACKED_HOME": "state folder of the local stack (default .kracked)",
     "KRACKED_CACHE_DIR": "cache of the Kafka and registry jars (default ~/.cache/kracked)",
     "KRACKED_JAVA": "java binary for the local stack (default: JAVA_HOME, PATH, /usr/lib/jvm)",
