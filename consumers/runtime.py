@@ -307,7 +307,9 @@ class Runtime:
             return
         self.service.flush()
         offsets = [
-            TopicPartition(topic, partition, offset, metadata or None)
+            TopicPartition(topic, partition, offset, metadata)
+            if metadata
+            else TopicPartition(topic, partition, offset)
             for (topic, partition), (offset, metadata) in self.service.checkpoint(
                 dict(self._positions)
             ).items()
