@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -261,16 +261,41 @@ class LocalStack:
         )
         if fmt.returncode != 0:
             raise ConfigError(f"Kafka storage format failed: {(fmt.stdout + fmt.stderr).strip()[-300:]}")
-        out = (self.logs / "kafka-stdout.log").open("wb")
+        return self._launch_kafka(java, common, props)
+
+    def _launch_kafka(self, java: str, common: list[str], props: Path) -> int:
+        out = (self.logs / "kafka-stdout.log").open("ab")
         proc = subprocess.Popen(
             [java, "-Xms256m", "-Xmx1g", *common, "kafka.Kafka", str(props)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            cwd=kdir,
+            cwd=props.parent,
         )
+        (props.parent / "launch.json").write_text(json.dumps({"java": java, "common": common}))
         return proc.pid
+
+    # ---- broker outage (for failure tests): stop and start the broker, keeping its data --------
+    def stop_kafka(self) -> None:
+        """Stop the broker only (SIGTERM, then SIGKILL); its data and the registry stay."""
+        state = self.load()
+        if state is None:
+            raise ConfigError("no local stack here")
+        _stop_pid(state.kafka_pid, state.kafka_started)
+
+    def start_kafka(self) -> StackState:
+        """Start the broker again on the same ports and data after `stop_kafka`; waits until ready."""
+        state = self.load()
+        if state is None:
+            raise ConfigError("no local stack here")
+        props = self.home / "kafka" / "server.properties"
+        launch = json.loads((self.home / "kafka" / "launch.json").read_text())
+        pid = self._launch_kafka(launch["java"], launch["common"], props)
+        state = replace(state, kafka_pid=pid, kafka_started=_start_ticks(pid))
+        self._save(state)
+        self._wait_ready(state)
+        return state
 
     def _start_registry(self, java: str, home: Path, port: int) -> int:
         rdir = self.home / "registry"
