@@ -132,8 +132,10 @@ class Service(Protocol):
     def handle(self, item: Inbound, out: Outbox) -> None:
         """Process one record; raise to dead-letter it (the service keeps going)."""
 
-    def tick(self, now: int, out: Outbox) -> None:
-        """Called after each poll, also when idle: close windows, publish on a cadence."""
+    def tick(self, now: int, out: Outbox, caught_up: bool) -> None:
+        """Called after each poll: close windows, publish on a cadence. `caught_up` is True when the
+        last poll returned nothing and every assigned partition has been read to its end (only then
+        may wall-clock time stand in for event time)."""
 
     def flush(self) -> None:
         """Make side effects outside Kafka durable (called before every commit)."""
@@ -153,7 +155,7 @@ class BaseService:
     inputs: tuple[Topic, ...] = ()
     outputs: tuple[Topic, ...] = ()
 
-    def tick(self, now: int, out: Outbox) -> None:
+    def tick(self, now: int, out: Outbox, caught_up: bool) -> None:
         return None
 
     def flush(self) -> None:
@@ -177,6 +179,7 @@ class RuntimeOptions:
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     stop_when_idle_s: float | None = None  # for tests and replays: stop after this long without input
+    max_records: int | None = None  # for tests: stop (cleanly, with a commit) after this many records
 
 
 class Runtime:
@@ -194,6 +197,8 @@ class Runtime:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self.processed = 0
+        self._idle_since = time.monotonic()
+        self._pending_restore: dict[TopicPartitionKey, tuple[int, str]] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -239,20 +244,28 @@ class Runtime:
             ", ".join(self._input_names()),
             self.options.group_id,
         )
-        idle_since = time.monotonic()
+        self._idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
                 messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
+                if self._pending_restore is not None:
+                    # restore outside the rebalance callback (services may read Kafka to rebuild state),
+                    # before any record of the new assignment is handled
+                    state, self._pending_restore = self._pending_restore, None
+                    self.service.restore(state)
+                    self._idle_since = time.monotonic()
                 if messages:
-                    idle_since = time.monotonic()
+                    self._idle_since = time.monotonic()
                 for msg in messages:
                     self._process(msg, out)
-                self.service.tick(now_us(), out)
+                if self.options.max_records is not None and self.processed >= self.options.max_records:
+                    self.stop()
+                self.service.tick(now_us(), out, not messages and self._caught_up())
                 if self._commit_due():
                     self.commit(out)
                 if (
                     self.options.stop_when_idle_s is not None
-                    and time.monotonic() - idle_since > self.options.stop_when_idle_s
+                    and time.monotonic() - self._idle_since > self.options.stop_when_idle_s
                 ):
                     log.info("%s: idle for %.1fs, stopping", self.service.name, self.options.stop_when_idle_s)
                     break
@@ -330,6 +343,27 @@ class Runtime:
         self._update_lag()
         producer.begin_transaction()
 
+    def _caught_up(self) -> bool:
+        consumer = self._consumer
+        if consumer is None:
+            return False
+        assignment = consumer.assignment()
+        if not assignment:
+            return False
+        try:
+            for tp in consumer.position(assignment):
+                _low, high = consumer.get_watermark_offsets(tp, timeout=5)
+                if tp.offset < 0 and high > 0:
+                    # nothing consumed yet on this partition: caught up only if it holds nothing past the commit
+                    committed = consumer.committed([tp], timeout=5)[0].offset
+                    if committed < high:
+                        return False
+                elif tp.offset < high:
+                    return False
+        except KafkaException:
+            return False
+        return True
+
     def _update_lag(self) -> None:
         consumer = self._consumer
         if consumer is None:
@@ -354,7 +388,7 @@ class Runtime:
             self.service.name,
             ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
         )
-        self.service.restore(state)
+        self._pending_restore = state
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(

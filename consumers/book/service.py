@@ -67,7 +67,7 @@ class BookService(BaseService):
         if top is not None:
             self._publish(item, top, checksum_ok=True, out=out)
 
-    def tick(self, now: int, out: Outbox) -> None:
+    def tick(self, now: int, out: Outbox, caught_up: bool) -> None:
         if not self._pending:
             return
         for key, item in list(self._pending.items()):

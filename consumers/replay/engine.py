@@ -132,7 +132,7 @@ class Replayer:
                 )
                 for service in consumers:
                     service.handle(inbound, self.out)
-                    service.tick(item.event_us, self.out)
+                    service.tick(item.event_us, self.out, False)
             done += 1
             if self.progress is not None and done % 2000 == 0:
                 now = time.monotonic()
