@@ -70,6 +70,14 @@ class Outbox:
         self._service = service
         self._producer = producer
         self._serde = serde
+        self.commit_hook: Callable[[], None] | None = None
+
+    def commit_now(self) -> None:
+        """Commit what was emitted so far, with the offsets read so far, before going on (write-ahead
+        for side effects that must not be repeated, e.g. an order about to be sent)."""
+        if self.commit_hook is None:
+            raise RuntimeError("this outbox cannot commit")
+        self.commit_hook()
 
     def emit(self, topic: Topic, key: str | bytes | None, record: Mapping[str, Any]) -> None:
         value = self._serde.encode(topic, record)
@@ -235,6 +243,7 @@ class Runtime:
         )
         self._producer, self._consumer = producer, consumer
         out = Outbox(self.service.name, producer, self.serde)
+        out.commit_hook = lambda: self.commit(out)
         producer.init_transactions(30)
         producer.begin_transaction()
         consumer.subscribe(self._input_names(), on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -408,3 +417,43 @@ def run_service(
     runtime = Runtime(make(), settings, options)
     runtime.install_signal_handlers()
     return runtime.run()
+
+
+def read_topic(settings: KafkaSettings, topic: Topic) -> list[dict[str, Any]]:
+    """Every record of a topic (all partitions, from the beginning to its current end), decoded.
+
+    For state a service rebuilds at start from a compacted topic (the orders ledger, instruments).
+    Undecodable records are logged and skipped.
+    """
+    name = topic.name_with(settings.topic_prefix)
+    consumer = Consumer(consumer_config(settings, f"kracked-read-{uuid.uuid4().hex[:8]}"))
+    serde = Serde(settings.schema_registry_url, settings.topic_prefix)
+    records: list[dict[str, Any]] = []
+    try:
+        meta = consumer.list_topics(name, timeout=10).topics.get(name)
+        if meta is None or meta.error is not None:
+            return records
+        for partition in sorted(meta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=10)
+            if high <= low:
+                continue
+            consumer.assign([TopicPartition(name, partition, low)])
+            while True:
+                batch = consumer.consume(1000, 2.0)
+                if not batch:
+                    # transaction markers may end the partition: stop once the position reached the end
+                    if consumer.position([TopicPartition(name, partition)])[0].offset >= high:
+                        break
+                    continue
+                for msg in batch:
+                    if msg.error() is not None:
+                        continue
+                    try:
+                        records.append(serde.decode(topic, msg.value()))
+                    except SerdeError as exc:
+                        log.warning("unreadable record at %s[%d]@%s: %s", name, partition, msg.offset(), exc)
+                if (batch[-1].offset() or 0) + 1 >= high:
+                    break
+    finally:
+        consumer.close()
+    return records

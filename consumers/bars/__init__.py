@@ -1,0 +1,1 @@
+"""Bars service: OHLCV bars from kraken.trade by event time."""

@@ -1,0 +1,1 @@
+"""Spread service: bid/ask spread statistics per interval from kraken.ticker or kracked.book.top."""
