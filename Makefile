@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit integration run stack-up stack-down stack-status bench clean
+.PHONY: install test lint typecheck unit integration run stack-up stack-down stack-status bench clean browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or set PYTHON=..."; exit 1; }
@@ -31,8 +31,12 @@ integration: $(STAMP)
 
 # The whole suite: lint, types, unit and integration against a real broker and registry
 # (KRACKED_BOOTSTRAP_SERVERS/KRACKED_SCHEMA_REGISTRY_URL if set, else testcontainers, else the local stack).
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest tests -q
+
+# Debian's chromium and chromedriver for the dashboard's browser test (Selenium drives them; no browser download).
+browser:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
 
 # Everything on one machine: the local stack (unless KRACKED_BOOTSTRAP_SERVERS is set) and every service.
 run: $(STAMP)

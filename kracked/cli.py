@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "parquet": ("consumers.parquet.__main__:main", "topics -> Parquet dataset"),
     "orders": ("consumers.orders.__main__:main", "signals -> ccxt orders -> kracked.orders"),
     "replay": ("consumers.replay.__main__:main", "replay a topic range or Parquet dataset"),
+    "dashboard": ("consumers.dashboard.__main__:main", "live web page on the topics"),
     "up": ("kracked.up:main", "everything on one machine: local stack + connector + consumers"),
 }
 
