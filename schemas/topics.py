@@ -7,7 +7,6 @@ without `KRACKED_TOPIC_PREFIX`; `Topic.name_with(prefix)` adds it (replay writes
 from __future__ import annotations
 
 from enum import StrEnum
-from importlib import resources
 from pathlib import Path
 
 
@@ -68,4 +67,4 @@ def find_topic(name: str, prefix: str = "") -> Topic:
 
 def schema_dir() -> Path:
     """Folder holding the `.avsc` files (inside the installed package)."""
-    return Path(str(resources.files("schemas").joinpath("avro")))
+    return Path(__file__).resolve().parent / "avro"

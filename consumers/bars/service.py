@@ -25,7 +25,7 @@ DEFAULT_INTERVALS = tuple(m * 60 for m in KRAKEN_OHLC_MINUTES[:7])  # 1m … 1d
 
 class BarsService(WindowedService):
     name = "bars"
-    inputs = (Topic.TRADE,)
+    inputs: tuple[Topic, ...] = (Topic.TRADE,)
     output = Topic.BARS
 
     def __init__(

@@ -26,7 +26,7 @@ VERDICTS = metrics.counter("kracked_book_verdicts_total", "records by verdict", 
 
 class BookService(BaseService):
     name = "book"
-    outputs = (Topic.BOOK_TOP, Topic.CONTINUITY)
+    outputs: tuple[Topic, ...] = (Topic.BOOK_TOP, Topic.CONTINUITY)
 
     def __init__(
         self, top_n: int = 10, cadence_ms: int = 0, level2: bool = True, level3: bool = True

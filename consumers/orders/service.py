@@ -33,8 +33,8 @@ def now_us() -> int:
 
 class OrdersService(BaseService):
     name = "orders"
-    inputs = (Topic.SIGNALS, Topic.INSTRUMENT, Topic.TICKER)
-    outputs = (Topic.ORDERS,)
+    inputs: tuple[Topic, ...] = (Topic.SIGNALS, Topic.INSTRUMENT, Topic.TICKER)
+    outputs: tuple[Topic, ...] = (Topic.ORDERS,)
 
     def __init__(self, settings: OrdersSettings, kafka: KafkaSettings | None, gateway: Any = None) -> None:
         self.settings = settings

@@ -10,7 +10,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -30,20 +29,49 @@ from schemas.topics import find_topic
 
 log = logging.getLogger(__name__)
 
-# in-process services by name: "module:factory" building the service with its default settings
-THROUGH: dict[str, str] = {
-    "book": "consumers.book.service:BookService",
-    "bars": "consumers.bars.service:BarsService",
-    "spread": "consumers.spread.service:SpreadService",
+
+def _intervals(text: str, flag: str) -> tuple[int, ...]:
+    from consumers.bars.domain import parse_interval
+
+    try:
+        return tuple(parse_interval(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def _book(args: argparse.Namespace) -> Service:
+    from consumers.book.service import BookService
+
+    return BookService(top_n=args.book_top)
+
+
+def _bars(args: argparse.Namespace) -> Service:
+    from consumers.bars.service import BarsService
+
+    return BarsService(_intervals(args.bars_intervals, "--bars-intervals"), args.bars_grace_ms)
+
+
+def _spread(args: argparse.Namespace) -> Service:
+    from consumers.spread.service import SpreadService
+
+    return SpreadService(
+        args.spread_source, _intervals(args.spread_intervals, "--spread-intervals"), args.spread_grace_ms
+    )
+
+
+# in-process services by name, built with the same settings as the live services (their own flags)
+THROUGH: dict[str, Callable[[argparse.Namespace], Service]] = {
+    "book": _book,
+    "bars": _bars,
+    "spread": _spread,
 }
 
 
-def service_factory(name: str) -> Callable[[], Service]:
-    if name not in THROUGH:
-        raise ConfigError(f"--through {name!r}: unknown service (choose from {', '.join(THROUGH)})")
-    module, attr = THROUGH[name].split(":")
-    factory: Callable[[], Service] = getattr(importlib.import_module(module), attr)
-    return factory
+def build_services(names: list[str], args: argparse.Namespace) -> list[Service]:
+    for name in names:
+        if name not in THROUGH:
+            raise ConfigError(f"--through {name!r}: unknown service (choose from {', '.join(THROUGH)})")
+    return [THROUGH[name](args) for name in names]
 
 
 def parse_time(text: str, flag: str) -> int:
@@ -84,6 +112,16 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="re-publish the inputs under --into (default: yes unless --through)",
     )
+    p.add_argument("--book-top", type=int, default=10, help="book: levels per side (as `kracked book --top`)")
+    p.add_argument(
+        "--bars-intervals", default="1m,5m,15m,30m,1h,4h,1d", help="bars: intervals (as `kracked bars`)"
+    )
+    p.add_argument("--bars-grace-ms", type=int, default=2000, help="bars: grace for late trades")
+    p.add_argument(
+        "--spread-source", choices=["ticker", "book.top"], default="book.top", help="spread: input"
+    )
+    p.add_argument("--spread-intervals", default="1m,5m,1h", help="spread: intervals")
+    p.add_argument("--spread-grace-ms", type=int, default=2000, help="spread: grace for late samples")
     p.add_argument(
         "--speed", default="max", help="1 = real time by ts_event, N = N× faster, max = as fast as possible"
     )
@@ -112,7 +150,7 @@ def main(argv: Sequence[str]) -> int:
     target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, args.into)
     check_broker(base)
     names = [n.strip() for n in args.through.split(",") if n.strip()]
-    services = [service_factory(n)() for n in names]
+    services = build_services(names, args)
     republish = args.republish if args.republish is not None else not services
     if args.parquet is not None:
         from consumers.replay.parquet_source import parquet_streams

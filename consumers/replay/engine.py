@@ -27,6 +27,8 @@ from schemas.topics import COMPACTED, Topic
 
 log = logging.getLogger(__name__)
 
+END_OF_INPUT_US = 2**62
+
 
 class ChainOutbox(Outbox):
     """Produces under the target prefix and feeds downstream in-process services."""
@@ -141,6 +143,9 @@ class Replayer:
                     self.progress.write("\r" + progress_line(done, total, now - started))
                     self.progress.flush()
         for service in self.services:
+            # End of the input: close the open windows as a live service does once the wall clock has
+            # passed them (replays are of history), then make side effects durable.
+            service.tick(END_OF_INPUT_US, self.out, True)
             service.flush()
         if self.producer.flush(120) != 0:
             raise RuntimeError("replay: records still undelivered after 120 s")
