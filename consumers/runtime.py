@@ -145,8 +145,11 @@ class Service(Protocol):
         last poll returned nothing and every assigned partition has been read to its end (only then
         may wall-clock time stand in for event time)."""
 
-    def flush(self) -> None:
-        """Make side effects outside Kafka durable (called before every commit)."""
+    def flush(self, out: Outbox, final: bool) -> None:
+        """Make side effects outside Kafka durable (called before every commit; `final` at shutdown)."""
+
+    def revoked(self, partitions: list[TopicPartitionKey]) -> None:
+        """These partitions were taken away (after a last commit): drop their state."""
 
     def checkpoint(self, positions: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, tuple[int, str]]:
         """Offsets (and metadata) to commit, given the next offset to read per partition."""
@@ -166,7 +169,10 @@ class BaseService:
     def tick(self, now: int, out: Outbox, caught_up: bool) -> None:
         return None
 
-    def flush(self) -> None:
+    def flush(self, out: Outbox, final: bool) -> None:
+        return None
+
+    def revoked(self, partitions: list[TopicPartitionKey]) -> None:
         return None
 
     def checkpoint(self, positions: dict[TopicPartitionKey, int]) -> dict[TopicPartitionKey, tuple[int, str]]:
@@ -188,6 +194,10 @@ class RuntimeOptions:
     producer_overrides: dict[str, Any] = field(default_factory=dict)
     stop_when_idle_s: float | None = None  # for tests and replays: stop after this long without input
     max_records: int | None = None  # for tests: stop (cleanly, with a commit) after this many records
+    # Static group membership (KIP-345) when set: a restarted instance takes its partitions back at
+    # once. Off by default: a static member that rejoins gets its old assignment back even when its
+    # subscription changed (e.g. other --topics), so it is only for fixed deployments.
+    instance_id: str | None = None
 
 
 class Runtime:
@@ -238,9 +248,10 @@ class Runtime:
         producer = Producer(
             producer_config(self.settings, **{"transactional.id": txn_id, **self.options.producer_overrides})
         )
-        consumer = Consumer(
-            consumer_config(self.settings, self.options.group_id, **self.options.consumer_overrides)
-        )
+        overrides = dict(self.options.consumer_overrides)
+        if self.options.instance_id:
+            overrides.setdefault("group.instance.id", self.options.instance_id)
+        consumer = Consumer(consumer_config(self.settings, self.options.group_id, **overrides))
         self._producer, self._consumer = producer, consumer
         out = Outbox(self.service.name, producer, self.serde)
         out.commit_hook = lambda: self.commit(out)
@@ -275,10 +286,11 @@ class Runtime:
                 if (
                     self.options.stop_when_idle_s is not None
                     and time.monotonic() - self._idle_since > self.options.stop_when_idle_s
+                    and consumer.assignment()
                 ):
                     log.info("%s: idle for %.1fs, stopping", self.service.name, self.options.stop_when_idle_s)
                     break
-            self.commit(out)
+            self.commit(out, final=True)
         finally:
             try:
                 consumer.close()
@@ -322,12 +334,12 @@ class Runtime:
             return True
         return time.monotonic() - self._last_commit >= self.options.commit_interval_s
 
-    def commit(self, out: Outbox) -> None:
+    def commit(self, out: Outbox, final: bool = False) -> None:
         """Make side effects durable, then commit outputs and offsets in one transaction."""
         producer, consumer = self._producer, self._consumer
         if producer is None or consumer is None:
             return
-        self.service.flush()
+        self.service.flush(out, final)
         offsets = [
             TopicPartition(topic, partition, offset, metadata)
             if metadata
@@ -407,6 +419,7 @@ class Runtime:
             self.commit(Outbox(self.service.name, self._producer, self.serde))
         for tp in partitions:
             self._positions.pop((tp.topic, tp.partition), None)
+        self.service.revoked([(tp.topic, tp.partition) for tp in partitions])
 
 
 def run_service(

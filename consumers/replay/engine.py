@@ -146,7 +146,7 @@ class Replayer:
             # End of the input: close the open windows as a live service does once the wall clock has
             # passed them (replays are of history), then make side effects durable.
             service.tick(END_OF_INPUT_US, self.out, True)
-            service.flush()
+            service.flush(self.out, True)
         if self.producer.flush(120) != 0:
             raise RuntimeError("replay: records still undelivered after 120 s")
         elapsed = time.monotonic() - started
