@@ -71,6 +71,7 @@ class Outbox:
         self._producer = producer
         self._serde = serde
         self.commit_hook: Callable[[], None] | None = None
+        self._counters: dict[Topic, Any] = {}
 
     def commit_now(self) -> None:
         """Commit what was emitted so far, with the offsets read so far, before going on (write-ahead
@@ -93,7 +94,10 @@ class Outbox:
             except BufferError:
                 # local queue full: let librdkafka deliver, then retry (bounded memory)
                 self._producer.poll(0.1)
-        RECORDS_OUT.labels(self._service, topic.value).inc()
+        counter = self._counters.get(topic)
+        if counter is None:
+            counter = self._counters[topic] = RECORDS_OUT.labels(self._service, topic.value)
+        counter.inc()
 
     def dead_letter(
         self, stage: str, error: str, raw: bytes | None, source: Inbound | Message | None
@@ -217,6 +221,7 @@ class Runtime:
         self.processed = 0
         self._idle_since = time.monotonic()
         self._pending_restore: dict[TopicPartitionKey, tuple[int, str]] | None = None
+        self._in_counters: dict[Topic, Any] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -312,7 +317,10 @@ class Runtime:
         self._uncommitted += 1
         self.processed += 1
         topic = find_topic(topic_name, self.settings.topic_prefix)
-        RECORDS_IN.labels(self.service.name, topic.value).inc()
+        counter = self._in_counters.get(topic)
+        if counter is None:
+            counter = self._in_counters[topic] = RECORDS_IN.labels(self.service.name, topic.value)
+        counter.inc()
         raw = msg.value()
         try:
             record = self.serde.decode(topic, raw)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import zlib
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
@@ -126,6 +126,27 @@ def _parse(text: str, precision: int) -> int:
     if n <= precision and digits.isascii() and digits.isdigit():
         return int(digits) * _POW10[precision - n]
     return _strict(text, precision)
+
+
+_RENDER_CACHES: dict[int, dict[int, str]] = {}
+
+
+def _renderer(precision: int) -> Callable[[int], str]:
+    """`fixed_to_text(value, precision)` with a bounded int→text cache (a top-N is rendered per change,
+    and the same prices and sizes recur in every one)."""
+    cache = _RENDER_CACHES.get(precision)
+    if cache is None:
+        cache = _RENDER_CACHES[precision] = {}
+
+    def render(value: int) -> str:
+        text = cache.get(value)
+        if text is None:
+            if len(cache) >= _PARSE_CACHE_MAX:
+                cache.clear()
+            text = cache[value] = fixed_to_text(value, precision)
+        return text
+
+    return render
 
 
 class Book(Protocol):
@@ -316,15 +337,9 @@ class L2Book:
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
         """Best `n` bids (high→low) and asks (low→high) as exact decimal text."""
-        pp, qp = self.price_precision, self.qty_precision
-        bids = [
-            Level(fixed_to_text(-k, pp), fixed_to_text(int(q), qp))
-            for k, q in zip(self._b_keys[:n], self._b_qtys, strict=False)
-        ]
-        asks = [
-            Level(fixed_to_text(k, pp), fixed_to_text(int(q), qp))
-            for k, q in zip(self._a_keys[:n], self._a_qtys, strict=False)
-        ]
+        price, qty = _renderer(self.price_precision), _renderer(self.qty_precision)
+        bids = [Level(price(-k), qty(int(q))) for k, q in zip(self._b_keys[:n], self._b_qtys, strict=False)]
+        asks = [Level(price(k), qty(int(q))) for k, q in zip(self._a_keys[:n], self._a_qtys, strict=False)]
         return bids, asks
 
     def levels(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
