@@ -1,0 +1,1 @@
+"""Kraken WebSocket v2 client, messages, auth and the local simulator."""
