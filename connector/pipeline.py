@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from connector.avro_writer import AvroWriteError
 from connector.integrity import BookVerifier, EpochClock, Precision, TradeSequence, Verdict
 from connector.kraken.client import Connection, ConnEvent
 from connector.kraken.messages import (
@@ -54,6 +53,7 @@ from connector.mapping import (
     trade_record,
 )
 from connector.publisher import Publisher
+from schemas.avro_writer import AvroWriteError
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from connector.avro_writer import AvroWriteError, Writer, compile_writer
 from connector.mapping import Out, continuity_record, deadletter_record
+from schemas.avro_writer import AvroWriteError, Writer, compile_writer
 from schemas.serde import MAGIC, Serde, parsed_schema
 from schemas.topics import Topic
 

@@ -1,5 +1,7 @@
 """Compiled Avro writers: one generated Python function per schema, byte-identical to fastavro.
 
+Shared by the connector (one record per frame) and the consumers (`schemas.serde`).
+
 The connector encodes one record per frame, so the encoder is on the hot path. fastavro's
 `schemaless_writer` re-resolves the schema on every call and goes through generic dispatch for each
 field (about 9 µs for a book update); a function generated once from the parsed `.avsc`, with every

@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from connector.avro_writer import AvroWriteError, compile_writer, encode_long
+from schemas.avro_writer import AvroWriteError, compile_writer, encode_long
 from schemas.serde import parsed_schema
 from schemas.topics import Topic
 
