@@ -158,8 +158,9 @@ def main(argv: Sequence[str]) -> int:
         streams, total = parquet_streams(
             args.parquet,
             topics,
-            args.from_time and parse_time(args.from_time, "--from"),
-            args.to_time and parse_time(args.to_time, "--to"),
+            parse_time(args.from_time, "--from") if args.from_time else None,
+            parse_time(args.to_time, "--to") if args.to_time else None,
+            source_prefix,
         )
         where = str(args.parquet)
     else:

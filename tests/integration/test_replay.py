@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -115,3 +117,44 @@ def test_republish_keeps_keys_order_and_timestamps_and_errors_are_clear(kafka: K
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     env_check = os.environ.get("KRACKED_TOPIC_PREFIX")
     assert env_check is None or env_check != kafka.prefix
+
+
+def test_replay_from_the_parquet_archive_gives_the_same_bars(kafka: KafkaTest, tmp_path: Path) -> None:
+    kafka.create_topics(Topic.TRADE, Topic.BARS, Topic.DEADLETTER)
+    produce(kafka, Topic.TRADE, synthetic_trades(2000, seed=17))
+    from consumers.parquet.service import ParquetService
+
+    ServiceThread(
+        ParquetService(tmp_path / "ds", (Topic.TRADE,), kafka.prefix), kafka, stop_when_idle_s=3.0
+    ).start().wait_idle()
+    from_kafka, from_parquet = (
+        with_prefix(kafka, kafka.prefix + "k."),
+        with_prefix(kafka, kafka.prefix + "p."),
+    )
+    args = (
+        "--topics",
+        "kraken.trade",
+        "--through",
+        "bars",
+        "--bars-intervals",
+        "1m,5m",
+        "--bars-grace-ms",
+        "0",
+    )
+    assert replay(kafka, *args, "--into", from_kafka.prefix).returncode == 0
+    proc = replay(kafka, *args, "--into", from_parquet.prefix, "--parquet", str(tmp_path / "ds"))
+    assert proc.returncode == 0, proc.stderr
+    assert "replayed 2,000 records from" in proc.stdout
+    money = {"open", "high", "low", "close", "volume", "buy_volume", "sell_volume", "vwap"}
+
+    def values(bar: dict[str, Any]) -> dict[str, Any]:
+        # the archive keeps values, not Kafka offsets nor the text's trailing zeros
+        return {k: Decimal(v) if k in money else v for k, v in bar.items() if k not in ("first_offset", "last_offset")}
+
+    def bars(k: KafkaTest) -> list[dict[str, Any]]:
+        return sorted((values(b) for b in read_all(k, Topic.BARS)), key=lambda b: (b["symbol"], b["interval_s"], b["start"]))
+
+    assert bars(from_parquet) == bars(from_kafka)
+    (tmp_path / "empty").mkdir()
+    bad = replay(kafka, "--topics", "kraken.trade", "--parquet", str(tmp_path / "empty"), "--into", "x.")
+    assert bad.returncode == 2 and "is not a kracked Parquet dataset" in bad.stderr
