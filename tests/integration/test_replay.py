@@ -149,10 +149,17 @@ def test_replay_from_the_parquet_archive_gives_the_same_bars(kafka: KafkaTest, t
 
     def values(bar: dict[str, Any]) -> dict[str, Any]:
         # the archive keeps values, not Kafka offsets nor the text's trailing zeros
-        return {k: Decimal(v) if k in money else v for k, v in bar.items() if k not in ("first_offset", "last_offset")}
+        return {
+            k: Decimal(v) if k in money else v
+            for k, v in bar.items()
+            if k not in ("first_offset", "last_offset")
+        }
 
     def bars(k: KafkaTest) -> list[dict[str, Any]]:
-        return sorted((values(b) for b in read_all(k, Topic.BARS)), key=lambda b: (b["symbol"], b["interval_s"], b["start"]))
+        return sorted(
+            (values(b) for b in read_all(k, Topic.BARS)),
+            key=lambda b: (b["symbol"], b["interval_s"], b["start"]),
+        )
 
     assert bars(from_parquet) == bars(from_kafka)
     (tmp_path / "empty").mkdir()
