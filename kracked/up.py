@@ -31,7 +31,7 @@ from schemas.topics import COMPACTED, Topic
 log = logging.getLogger(__name__)
 
 # The services `up` starts, in order, when their command is installed.
-SERVICES = ("connector", "book", "bars", "spread", "parquet", "orders")
+SERVICES = ("connector", "book", "bars", "spread", "parquet", "orders", "dashboard")
 
 
 @dataclass

@@ -24,7 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_up_runs_every_service_and_stops_them_all(kafka: KafkaTest, tmp_path: Path) -> None:
     with SimThread(SimConfig(symbols=("BTC/USD",), rate=20.0, seed=2)) as sim:
         env = connector_env(
-            kafka, sim, KRACKED_SYMBOLS="BTC/USD", KRACKED_PARQUET_DIR=str(tmp_path / "parquet")
+            kafka,
+            sim,
+            KRACKED_SYMBOLS="BTC/USD",
+            KRACKED_PARQUET_DIR=str(tmp_path / "parquet"),
+            KRACKED_DASHBOARD_PORT="0",
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "kracked.cli", "up"],
@@ -50,7 +54,7 @@ def test_up_runs_every_service_and_stops_them_all(kafka: KafkaTest, tmp_path: Pa
             assert flowing, "no kracked.book.top record within 120 s"
             children = psutil.Process(proc.pid).children(recursive=True)
             names = {" ".join(c.cmdline()[3:4]) for c in children}
-            assert {"connector", "book", "bars", "spread", "parquet", "orders"} <= names
+            assert {"connector", "book", "bars", "spread", "parquet", "orders", "dashboard"} <= names
         finally:
             proc.send_signal(signal.SIGTERM)
             _out, err = proc.communicate(timeout=90)
