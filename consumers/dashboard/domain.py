@@ -397,9 +397,14 @@ class Health:
 
     @staticmethod
     def classify(record: Mapping[str, Any]) -> tuple[bool, bool, bool]:
-        """(is a reconnect, is a gap, is a checksum resync)."""
+        """(is a reconnect, is a gap, is a checksum resync).
+
+        A gap is a gap event or a record that says where missing data starts (`gap_start`). A
+        `gap_end` alone is not one: the connector's first `connect` carries it as the time data
+        begins, and `status_change` back to online closes the gap its earlier record opened.
+        """
         event = str(record.get("event"))
-        gap = event in GAP_EVENTS or record.get("gap_start") is not None or record.get("gap_end") is not None
+        gap = event in GAP_EVENTS or record.get("gap_start") is not None
         return event == "reconnect", gap, event in RESYNC_EVENTS
 
     def apply(self, record: Mapping[str, Any]) -> None:

@@ -133,11 +133,17 @@
     }
     // time labels
     ctx.fillStyle = C.axis; ctx.textAlign = "center";
-    const every = Math.max(1, Math.ceil(vis.length / 6));
+    // at most 6 labels, and never closer than a label's width: a few bars sit 8 px apart
+    const labelW = ctx.measureText(fmtTime(lastBar.start, intervalS < 60)).width + 12;
+    const every = Math.max(1, Math.ceil(vis.length / 6), Math.ceil(labelW / slot));
+    let right = -Infinity;
     for (let i = 0; i < vis.length; i += every) {
       const label = fmtTime(vis[i].start, intervalS < 60);
       const half = ctx.measureText(label).width / 2;
-      ctx.fillText(label, Math.max(box.x0 + half, x(i)), h - 9);  // never clipped at the left edge
+      const cx = Math.max(box.x0 + half, x(i));  // never clipped at the left edge
+      if (cx - half < right + 6) continue;  // the first label was pushed right: skip what it covers
+      ctx.fillText(label, cx, h - 9);
+      right = cx + half;
     }
     // last close: dashed line and the exact string
     const yc = y(parseFloat(lastBar.close));
