@@ -347,6 +347,15 @@ def test_health_counts_gaps_reconnects_and_checksum_resyncs() -> None:
     assert state.symbols() == ["BTC/USD", "ETH/USD"]
 
 
+def test_a_first_connect_with_only_gap_end_is_not_a_gap() -> None:
+    # the connector's first `connect` says when data begins (gap_end) but nothing is missing
+    state = DashboardState(Limits(recent_events=3))
+    state.apply(Topic.CONTINUITY, cont("connect", gap_end=2))
+    assert state.health.view()["gaps"] == 0
+    state.apply(Topic.CONTINUITY, cont("disconnect", gap_start=3))
+    assert state.health.view()["gaps"] == 1
+
+
 def test_lag_and_consumer_state_mark_health_only_when_they_change() -> None:
     state = DashboardState(max_push_hz=1000)
     state.set_lag({"kracked.bars": 3})
