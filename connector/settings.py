@@ -31,14 +31,7 @@ from kracked.settings import KafkaSettings, env_int, env_str
 
 DEFAULT_SYMBOLS = ("BTC/USD", "ETH/USD")
 
-# variables read here in addition to kracked.settings.DOCUMENTED's shared ones
-CONNECTOR_VARS: dict[str, str] = {
-    "KRACKED_LEVEL3_DEPTH": "level3 depth to subscribe (10, 100, 1000; default 10)",
-    "KRACKED_OHLC_INTERVALS": "ohlc intervals in minutes, comma separated (1,5,15,30,60,240,1440,10080,21600; default 1)",
-    "KRACKED_TICKER_EVENT_TRIGGER": "ticker event_trigger: trades, bbo, or trades,bbo for both (default trades)",
-    "KRACKED_WATCHDOG_SECONDS": "reconnect when a connection sends no frame for this long (default 15)",
-    "KRACKED_SYMBOLS_PER_CONNECTION": "symbols per WebSocket connection (default 50; level3 at most 200)",
-}
+# Every KRACKED_* variable read here is documented in kracked.settings.DOCUMENTED (a test checks it).
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ give identical records).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import time
@@ -27,12 +28,43 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, TopicPartition
 
 from consumers.runtime import BaseService, Inbound, Outbox, TopicPartitionKey
+from kracked.errors import ConfigError
 from kracked.kafka import consumer_config
 from kracked.settings import KafkaSettings
 from schemas.serde import Serde
 from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
+
+
+def add_window_arguments(parser: argparse.ArgumentParser, default_intervals: tuple[int, ...]) -> None:
+    """The flags every windowed service shares (intervals, grace, idle delay)."""
+    default = ",".join(f"{s // 60}m" if s % 60 == 0 else f"{s}s" for s in default_intervals)
+    parser.add_argument(
+        "--intervals", default=default, help=f"intervals, e.g. 1s,1m,1h,1d (default {default})"
+    )
+    parser.add_argument(
+        "--grace-ms", type=int, default=2000, help="how long after its end a window accepts late records"
+    )
+    parser.add_argument(
+        "--idle-delay-ms", type=int, default=2000, help="wall-clock lag used to close windows when caught up"
+    )
+
+
+def window_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], int, int]:
+    """(intervals in seconds, grace ms, idle delay ms) from the shared flags; ConfigError when invalid."""
+    from consumers.bars.domain import parse_interval
+
+    try:
+        intervals = tuple(parse_interval(v) for v in args.intervals.split(",") if v.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--intervals: {exc}") from None
+    if not intervals or args.grace_ms < 0 or args.idle_delay_ms < 0:
+        raise ConfigError(
+            "--intervals must name at least one interval; --grace-ms/--idle-delay-ms must be ≥ 0"
+        )
+    return intervals, args.grace_ms, args.idle_delay_ms
+
 
 RESTORE_MARGIN_MS = 10 * 60 * 1000
 

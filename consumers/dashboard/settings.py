@@ -16,14 +16,7 @@ from consumers.dashboard.domain import Limits
 from kracked.errors import ConfigError
 from kracked.settings import env_int, env_str
 
-# Variables read here (merge into kracked.settings.DOCUMENTED / .env.example).
-ENV_DOCS: dict[str, str] = {
-    "KRACKED_DASHBOARD_HOST": "dashboard: address the web page binds (default 127.0.0.1)",
-    "KRACKED_DASHBOARD_PORT": "dashboard: port of the web page (default 8050; 0 = any free port)",
-    "KRACKED_DASHBOARD_WINDOW_MINUTES": "dashboard: how far back to read the topics at start, in minutes (default 60; 0 = from the beginning); kracked.orders is always read from the beginning",
-    "KRACKED_DASHBOARD_MAX_PUSH_HZ": "dashboard: most updates per second pushed to the page per symbol (default 10)",
-    "KRACKED_DASHBOARD_BARS": "dashboard: bars kept per symbol and interval (default 500)",
-}
+# Every KRACKED_* variable read here is documented in kracked.settings.DOCUMENTED (a test checks it).
 
 
 def _positive_float(name: str, raw: str) -> float:

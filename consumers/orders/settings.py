@@ -21,21 +21,7 @@ from kracked.errors import ConfigError
 
 DEFAULT_REST_URL = "https://api.kraken.com"
 
-# Variables read here (merge into kracked.settings.DOCUMENTED / .env.example).
-ENV_DOCS: dict[str, str] = {
-    "KRACKED_ORDERS_MODE": "orders: dry-run (default), validate or live (live also needs --live)",
-    "KRACKED_ORDERS_ALLOWED_SYMBOLS": "orders: symbols that may be traded (default KRACKED_SYMBOLS; required for live)",
-    "KRACKED_ORDERS_MAX_NOTIONAL": "orders: max quantity x price per order, e.g. 1000 or BTC/USD=1000,*=100 (required for live)",
-    "KRACKED_ORDERS_MAX_POSITION": "orders: max net position per symbol in base units, e.g. 0.5 or BTC/USD=0.5,*=10",
-    "KRACKED_ORDERS_MAX_PER_MINUTE": "orders: max orders per rolling minute (default unlimited)",
-    "KRACKED_ORDERS_MAX_SIGNAL_AGE_S": "orders: reject signals older than this many seconds (default no limit)",
-    "KRACKED_ORDERS_RETRIES": "orders: AddOrder retries after a network error or timeout (default 2)",
-    "KRACKED_ORDERS_TIMEOUT_S": "orders: HTTP timeout of one Kraken REST request in seconds (default 10)",
-    "KRACKED_ORDERS_BACKOFF_S": "orders: first retry backoff in seconds, doubled per retry (default 0.5)",
-    "KRACKED_ORDERS_DEADLINE_S": "orders: Kraken AddOrder deadline in seconds, 0.5-60, 0 = none (default 5)",
-    "KRACKED_ORDERS_CLIENT_ID": "orders: cl_ord_id (default) or userref: how orders are tagged with the signal id",
-    "KRACKED_ORDERS_CANCEL_AFTER_S": "orders: dead man's switch CancelAllOrdersAfter timeout while live (0 = off)",
-}
+# Every KRACKED_* variable read here is documented in kracked.settings.DOCUMENTED (a test checks it).
 
 
 def _env(env: Mapping[str, str], name: str) -> str | None:

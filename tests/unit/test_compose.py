@@ -73,3 +73,12 @@ def test_dependencies_wait_for_health_or_completion() -> None:
             if cond["condition"] == "service_healthy":
                 assert "healthcheck" in services[dep], dep
     assert services["connector"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+
+
+def test_every_variable_the_code_reads_is_documented() -> None:
+    used: set[str] = set()
+    for package in ("kracked", "connector", "consumers", "schemas"):
+        for path in (REPO / package).rglob("*.py"):
+            used |= set(re.findall(r"\"(KRACKED_[A-Z0-9_]+)\"", path.read_text()))
+    assert used, "no KRACKED_ variable found"
+    assert used <= set(DOCUMENTED), sorted(used - set(DOCUMENTED))
