@@ -6,10 +6,13 @@ resyncs) and `kraken.trade` records (synthetic), then measures on one core, reco
 * `consume + decode`: plus Avro decode with the project's serde;
 * `book from Kafka`: consume + decode + `BookKeeper` with a checksum check on every update (issue: book);
 * `replay → book + bars`: `kracked replay --through book,bars --speed max` on both topics, merged in
-  event-time order, outputs produced (issue: replay), against a raw consume of both topics.
+  event-time order, outputs produced (issue: replay), against a raw consume of both topics;
+* `replay, pre-read`: the same replay over records already read and decoded (the services, the merge
+  and the producer alone: what the Kafka read costs is the difference).
 
+Each figure is measured `--repeat` times (the machine may be shared and noisy) and printed as a range.
 Needs a broker and registry: `KRACKED_BOOTSTRAP_SERVERS`/`KRACKED_SCHEMA_REGISTRY_URL` or a running
-`kracked stack up`. Usage: `python bench/bench_kafka_paths.py [--books 200000] [--trades 100000]`.
+`kracked stack up`. Usage: `python bench/bench_kafka_paths.py [--books 200000] [--trades 100000] [--repeat 3]`.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ import argparse
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, Message, TopicPartition  # noqa: E402
 
 from bench.bench_book import sdk_records  # noqa: E402
 from consumers.book.domain import BookKeeper, Verdict  # noqa: E402
-from consumers.replay.domain import merge  # noqa: E402
+from consumers.replay.domain import ReplayItem, merge  # noqa: E402
 from consumers.replay.engine import Replayer  # noqa: E402
 from consumers.replay.source import Range, plan, read_span  # noqa: E402
 from kracked.kafka import consumer_config, ensure_topics, make_producer  # noqa: E402
@@ -61,7 +65,9 @@ def fill(settings: KafkaSettings, books: int, trades: int) -> None:
     producer.flush(120)
 
 
-def consume(settings: KafkaSettings, topics: list[Topic], handle: object = None) -> tuple[int, float]:
+def consume(
+    settings: KafkaSettings, topics: list[Topic], handle: Callable[[list[Message]], None] | None = None
+) -> tuple[int, float]:
     """Read the topics from the start to their end; returns (records, seconds)."""
     consumer = Consumer(
         consumer_config(settings, f"bench-{uuid.uuid4().hex[:6]}", **{"fetch.max.bytes": 104857600})
@@ -78,20 +84,29 @@ def consume(settings: KafkaSettings, topics: list[Topic], handle: object = None)
     n = 0
     start = time.perf_counter()
     while n < total:
-        batch = consumer.consume(10_000, 1.0)
+        # never ask for more than is left: a short last batch would wait out the whole timeout
+        batch = consumer.consume(min(10_000, total - n), 1.0)
         if handle is not None:
-            handle(batch)  # type: ignore[operator]
+            handle(batch)
         n += len(batch)
     seconds = time.perf_counter() - start
     consumer.close()
     return n, seconds
 
 
+def span(rates: list[float]) -> str:
+    """`lo – hi` of the runs' rates (one figure when run once)."""
+    lo, hi = min(rates), max(rates)
+    return f"{hi:>10,.0f}" if len(rates) == 1 else f"{lo:>10,.0f} – {hi:,.0f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=200_000)
     parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (printed as a range)")
     args = parser.parse_args(argv)
+    runs = range(max(1, args.repeat))
     base = KafkaSettings.from_env()
     settings = KafkaSettings(
         base.bootstrap_servers, base.schema_registry_url, f"bench{uuid.uuid4().hex[:6]}."
@@ -102,48 +117,76 @@ def main(argv: list[str] | None = None) -> int:
         f"filled {args.books:,} book + {args.trades:,} trade records under {settings.topic_prefix} in {time.perf_counter() - t0:.1f}s"
     )
 
-    n, raw = consume(settings, [Topic.BOOK])
-    print(f"raw consume          {n / raw:>10,.0f} records/s")
+    raw = [rate(consume(settings, [Topic.BOOK])) for _ in runs]
+    print(f"raw consume          {span(raw)} records/s")
     serde = Serde(settings.schema_registry_url, settings.topic_prefix)
     codec = serde.codec(Topic.BOOK)
 
-    def decode(batch: list) -> None:  # type: ignore[type-arg]
+    def decode(batch: list[Message]) -> None:
+        decode = codec.decode
         for msg in batch:
-            codec.decode(msg.value())
+            decode(msg.value())
 
-    n, dec = consume(settings, [Topic.BOOK], decode)
-    print(f"consume + decode     {n / dec:>10,.0f} records/s   ({raw / dec:.2f}× the raw consume time)")
-    keeper = BookKeeper()
+    dec = [rate(consume(settings, [Topic.BOOK], decode)) for _ in runs]
+    print(f"consume + decode     {span(dec)} records/s   (ratio to raw consume {max(dec) / max(raw):.2f})")
     verified = [0]
 
-    def book(batch: list) -> None:  # type: ignore[type-arg]
-        process = keeper.process
-        for msg in batch:
-            if process(codec.decode(msg.value())).verdict is Verdict.OK:
-                verified[0] += 1
+    def book_run() -> float:
+        keeper = BookKeeper()
+        verified[0] = 0
 
-    n, bk = consume(settings, [Topic.BOOK], book)
+        def book(batch: list[Message]) -> None:
+            process, decode = keeper.process, codec.decode
+            ok = 0
+            for msg in batch:
+                if process(decode(msg.value())).verdict is Verdict.OK:
+                    ok += 1
+            verified[0] += ok
+
+        return rate(consume(settings, [Topic.BOOK], book))
+
+    bk = [book_run() for _ in runs]
     print(
-        f"book from Kafka      {n / bk:>10,.0f} updates/s   ({verified[0]:,} verified; ratio to consume+decode "
-        f"{dec / bk:.2f}, to raw consume {raw / bk:.2f}); target {BOOK_TARGET:,}/s from memory: see bench_book.py"
+        f"book from Kafka      {span(bk)} updates/s   ({verified[0]:,} verified; ratio to consume+decode "
+        f"{max(bk) / max(dec):.2f}, to raw consume {max(bk) / max(raw):.2f}); "
+        f"target {BOOK_TARGET:,}/s from memory: see bench_book.py"
     )
 
-    n2, raw2 = consume(settings, [Topic.BOOK, Topic.TRADE])
+    raw2 = [rate(consume(settings, [Topic.BOOK, Topic.TRADE])) for _ in runs]
+    print(f"raw consume (both)   {span(raw2)} records/s")
+    spans = plan(settings, [Topic.BOOK, Topic.TRADE], Range())
+    total = sum(s.size for s in spans)
+    replays = [
+        replay(base, settings, f"out{i}.", merge([read_span(settings, serde, s) for s in spans]), total)
+        for i in runs
+    ]
+    print(
+        f"replay → book + bars {span(replays)} events/s   (ratio to raw consume {max(replays) / max(raw2):.2f}); "
+        f"target {REPLAY_TARGET:,}/s: {'met' if max(replays) >= REPLAY_TARGET else 'MISSED'}"
+    )
+    items = list(merge([read_span(settings, serde, s) for s in spans]))
+    pre = [replay(base, settings, f"pre{i}.", iter(items), total) for i in runs]
+    print(f"replay, pre-read     {span(pre)} events/s   (services + merge + produce, no Kafka read)")
+    return 0
+
+
+def rate(result: tuple[int, float]) -> float:
+    n, seconds = result
+    return n / seconds
+
+
+def replay(
+    base: KafkaSettings, settings: KafkaSettings, out: str, items: Iterator[ReplayItem], total: int
+) -> float:
+    """One `replay --through book,bars --speed max` into `<prefix><out>`; events/s."""
     from consumers.bars.service import BarsService
     from consumers.book.service import BookService
 
-    spans = plan(settings, [Topic.BOOK, Topic.TRADE], Range())
-    target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, settings.topic_prefix + "out.")
+    target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, settings.topic_prefix + out)
     replayer = Replayer(target, [BookService(), BarsService((60, 300), 0)], republish=False, speed=None)
     replayer.prepare([Topic.BOOK, Topic.TRADE])
-    result = replayer.run(merge([read_span(settings, serde, s) for s in spans]), n2)
-    rate = result.records / result.elapsed_s
-    print(f"raw consume (both)   {n2 / raw2:>10,.0f} records/s")
-    print(
-        f"replay → book + bars {rate:>10,.0f} events/s   (ratio to raw consume {rate / (n2 / raw2):.2f}); "
-        f"target {REPLAY_TARGET:,}/s: {'met' if rate >= REPLAY_TARGET else 'MISSED'}"
-    )
-    return 0
+    result = replayer.run(items, total)
+    return result.records / result.elapsed_s
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ class Outbox:
         self._producer = producer
         self._serde = serde
         self.commit_hook: Callable[[], None] | None = None
-        self._counters: dict[Topic, Any] = {}
+        # per output topic, resolved once: its encoder, its prefixed name and its records-out counter
+        self._encoders: dict[Topic, Callable[[Mapping[str, Any]], bytes]] = {}
+        self._targets: dict[Topic, tuple[str, Any]] = {}
 
     def commit_now(self) -> None:
         """Commit what was emitted so far, with the offsets read so far, before going on (write-ahead
@@ -81,11 +83,23 @@ class Outbox:
         self.commit_hook()
 
     def emit(self, topic: Topic, key: str | bytes | None, record: Mapping[str, Any]) -> None:
-        value = self._serde.encode(topic, record)
-        self._send(topic, key, value)
+        self._send(topic, key, self.encoder(topic)(record))
+
+    def encoder(self, topic: Topic) -> Callable[[Mapping[str, Any]], bytes]:
+        """The topic's value encoder (raises SerdeError on a record that does not fit the schema)."""
+        encode = self._encoders.get(topic)
+        if encode is None:
+            encode = self._encoders[topic] = self._serde.codec(topic).encode
+        return encode
 
     def _send(self, topic: Topic, key: str | bytes | None, value: bytes) -> None:
-        name = topic.name_with(self._serde.prefix)
+        target = self._targets.get(topic)
+        if target is None:
+            target = self._targets[topic] = (
+                topic.name_with(self._serde.prefix),
+                RECORDS_OUT.labels(self._service, topic.value),
+            )
+        name, counter = target
         k = key.encode() if isinstance(key, str) else key
         while True:
             try:
@@ -94,9 +108,6 @@ class Outbox:
             except BufferError:
                 # local queue full: let librdkafka deliver, then retry (bounded memory)
                 self._producer.poll(0.1)
-        counter = self._counters.get(topic)
-        if counter is None:
-            counter = self._counters[topic] = RECORDS_OUT.labels(self._service, topic.value)
         counter.inc()
 
     def dead_letter(
@@ -221,7 +232,8 @@ class Runtime:
         self.processed = 0
         self._idle_since = time.monotonic()
         self._pending_restore: dict[TopicPartitionKey, tuple[int, str]] | None = None
-        self._in_counters: dict[Topic, Any] = {}
+        # per input topic name, resolved once: its Topic, records-in counter and decoder
+        self._inputs: dict[str, tuple[Topic, Any, Callable[[bytes | None], dict[str, Any]]]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -316,14 +328,19 @@ class Runtime:
         self._positions[(topic_name, partition)] = offset + 1
         self._uncommitted += 1
         self.processed += 1
-        topic = find_topic(topic_name, self.settings.topic_prefix)
-        counter = self._in_counters.get(topic)
-        if counter is None:
-            counter = self._in_counters[topic] = RECORDS_IN.labels(self.service.name, topic.value)
+        source = self._inputs.get(topic_name)
+        if source is None:
+            topic = find_topic(topic_name, self.settings.topic_prefix)
+            source = self._inputs[topic_name] = (
+                topic,
+                RECORDS_IN.labels(self.service.name, topic.value),
+                self.serde.codec(topic).decode,
+            )
+        topic, counter, decode = source
         counter.inc()
         raw = msg.value()
         try:
-            record = self.serde.decode(topic, raw)
+            record = decode(raw)
         except SerdeError as exc:
             out.dead_letter("decode", str(exc), raw, msg)
             return

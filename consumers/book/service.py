@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from consumers.book.domain import BookKeeper, BookResult, BookTop, Transition, Verdict
+from consumers.book.domain import BookKeeper, BookResult, BookTop, Level, Transition, Verdict
 from consumers.runtime import BaseService, Inbound, Outbox
 from kracked import metrics
 from schemas.topics import Topic
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MISMATCHES = metrics.counter("kracked_book_checksum_mismatches_total", "checksum mismatches", ("kind",))
 VERDICTS = metrics.counter("kracked_book_verdicts_total", "records by verdict", ("kind", "verdict"))
+_LEVEL_CACHE_MAX = 100_000
 
 
 class BookService(BaseService):
@@ -38,25 +39,38 @@ class BookService(BaseService):
         # cadence mode: symbol -> (last published ts, pending source) per topic
         self._last_pub: dict[tuple[Topic, str], int] = {}
         self._pending: dict[tuple[Topic, str], Inbound] = {}
+        # hot path: the verdict counters per topic (a `labels()` lookup costs more than the book update)
+        self._verdicts: dict[Topic, dict[Verdict, Any]] = {topic: {} for topic in self.keepers}
+        # level → its record dict, shared by every publication that contains it (records are read-only;
+        # a top of 2 × 10 levels mostly repeats the levels of the previous one)
+        self._level_dicts: dict[Level, dict[str, str]] = {}
 
     def handle(self, item: Inbound, out: Outbox) -> None:
-        keeper = self.keepers[item.topic]
+        topic = item.topic
+        keeper = self.keepers[topic]
         result = keeper.process(item.record)
-        VERDICTS.labels(keeper.kind, result.verdict.value).inc()
-        if result.transition is Transition.BECAME_INVALID or (
-            result.verdict is Verdict.MISMATCH and result.transition is Transition.NONE
-        ):
-            self._continuity(item, result, out)
-            top = keeper.top(result.symbol, self.top_n)
-            if result.transition is Transition.BECAME_INVALID and top is not None:
-                self._publish(item, top, checksum_ok=False, out=out)
-            return
-        if result.transition in (Transition.RECOVERED, Transition.BECAME_VALID):
-            self._continuity(item, result, out)
+        verdict = result.verdict
+        counters = self._verdicts[topic]
+        counter = counters.get(verdict)
+        if counter is None:
+            counter = counters[verdict] = VERDICTS.labels(keeper.kind, verdict.value)
+        counter.inc()
+        transition = result.transition
+        if transition is not Transition.NONE or verdict is not Verdict.OK:
+            if transition is Transition.BECAME_INVALID or (
+                verdict is Verdict.MISMATCH and transition is Transition.NONE
+            ):
+                self._continuity(item, result, out)
+                top = keeper.top(result.symbol, self.top_n)
+                if transition is Transition.BECAME_INVALID and top is not None:
+                    self._publish(item, top, checksum_ok=False, out=out)
+                return
+            if transition in (Transition.RECOVERED, Transition.BECAME_VALID):
+                self._continuity(item, result, out)
         if not (result.valid and result.top_changed):
             return
         if self.cadence_us:
-            key = (item.topic, result.symbol)
+            key = (topic, result.symbol)
             ts = item.record["ts_recv"]
             if ts - self._last_pub.get(key, 0) < self.cadence_us:
                 self._pending[key] = item
@@ -82,6 +96,7 @@ class BookService(BaseService):
 
     def _publish(self, item: Inbound, top: BookTop, checksum_ok: bool, out: Outbox) -> None:
         record = item.record
+        ts_recv = record["ts_recv"]
         out.emit(
             Topic.BOOK_TOP,
             top.symbol,
@@ -89,8 +104,8 @@ class BookService(BaseService):
                 "symbol": top.symbol,
                 "kind": top.kind,
                 "depth": self.top_n,
-                "bids": [{"price": lvl.price, "qty": lvl.qty} for lvl in top.bids],
-                "asks": [{"price": lvl.price, "qty": lvl.qty} for lvl in top.asks],
+                "bids": self._levels(top.bids),
+                "asks": self._levels(top.asks),
                 "checksum": top.checksum,
                 "checksum_ok": checksum_ok,
                 "valid": top.valid and checksum_ok,
@@ -98,13 +113,26 @@ class BookService(BaseService):
                 "price_precision": top.price_precision,
                 "qty_precision": top.qty_precision,
                 "ts_event": record.get("ts_event"),
-                "ts_recv": record.get("ts_recv"),
-                "ts": record["ts_recv"],
+                "ts_recv": ts_recv,
+                "ts": ts_recv,
                 "source_topic": item.topic_name,
                 "source_partition": item.partition,
                 "source_offset": item.offset,
             },
         )
+
+    def _levels(self, levels: list[Level]) -> list[dict[str, str]]:
+        cache = self._level_dicts
+        get = cache.get
+        out = [get(level) for level in levels]
+        if None in out:
+            if len(cache) >= _LEVEL_CACHE_MAX:
+                cache.clear()  # bounded memory: the levels in use come back on the next publications
+            out = [
+                get(level) or cache.setdefault(level, {"price": level.price, "qty": level.qty})
+                for level in levels
+            ]
+        return out  # type: ignore[return-value]
 
     def _continuity(self, item: Inbound, result: BookResult, out: Outbox) -> None:
         if result.verdict is Verdict.MISMATCH:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from consumers.replay.domain import ReplayItem, event_time_us
 from kracked.errors import ConfigError
@@ -84,39 +84,53 @@ def read_span(
         return
     consumer = Consumer(consumer_config(settings, "kracked-replay-reader"))
     consumer.assign([TopicPartition(span.name, span.partition, span.start)])
-    codec = serde.codec(span.topic)
+    following = span.start  # offset after the last record read
     try:
         while True:
-            messages = consumer.consume(batch, 1.0)
+            # never ask for more than the span holds: at its end a larger batch would wait out the timeout
+            messages = consumer.consume(max(1, min(batch, span.end - following)), 1.0)
             if not messages:
                 position = consumer.position([TopicPartition(span.name, span.partition)])[0].offset
                 if position >= span.end:  # transaction markers may sit at the end of the span
                     return
                 continue
-            for msg in messages:
-                if msg.error():
-                    continue
-                offset = msg.offset() or 0
-                if offset >= span.end:
-                    return
-                try:
-                    record = codec.decode(msg.value())
-                except SerdeError as exc:
-                    log.warning("skipping %s[%d]@%d: %s", span.name, span.partition, offset, exc)
-                    continue
-                ts_ms = msg.timestamp()[1]
-                yield ReplayItem(
-                    span.topic_index,
-                    span.topic,
-                    span.name,
-                    span.partition,
-                    offset,
-                    msg.key(),
-                    record,
-                    ts_ms,
-                    event_time_us(record, ts_ms),
-                )
-                if offset + 1 >= span.end:
-                    return
+            last = messages[-1]
+            if last.error() is None:
+                following = (last.offset() or 0) + 1
+            items, done = _decode_batch(span, serde, messages)
+            # handing the whole batch over with `yield from` resumes this frame once per batch, not
+            # once per record
+            yield from items
+            if done:
+                return
     finally:
         consumer.close()
+
+
+def _decode_batch(
+    span: PartitionSpan, serde: Serde, messages: list[Message]
+) -> tuple[list[ReplayItem], bool]:
+    """Decode one consumed batch into replay items; True once the span's end was reached."""
+    decode = serde.codec(span.topic).decode
+    index, topic, name, partition, end = span.topic_index, span.topic, span.name, span.partition, span.end
+    items: list[ReplayItem] = []
+    append = items.append
+    for msg in messages:
+        if msg.error():
+            continue
+        offset = msg.offset() or 0
+        if offset >= end:
+            return items, True
+        try:
+            record = decode(msg.value())
+        except SerdeError as exc:
+            log.warning("skipping %s[%d]@%d: %s", name, partition, offset, exc)
+            continue
+        ts_ms = msg.timestamp()[1]
+        event_us = record.get("ts_event")
+        if not isinstance(event_us, int):  # the rule of `event_time_us`, its first case inlined
+            event_us = event_time_us(record, ts_ms)
+        append(ReplayItem(index, topic, name, partition, offset, msg.key(), record, ts_ms, event_us))
+        if offset + 1 >= end:
+            return items, True
+    return items, False
