@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--books", type=int, default=200_000)
     parser.add_argument("--trades", type=int, default=100_000)
+    parser.add_argument(
+        "--book-cadence-ms",
+        type=int,
+        default=0,
+        help="replay: book top at most every N ms (0 = every change)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (printed as a range)")
     args = parser.parse_args(argv)
     runs = range(max(1, args.repeat))
@@ -157,7 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     spans = plan(settings, [Topic.BOOK, Topic.TRADE], Range())
     total = sum(s.size for s in spans)
     replays = [
-        replay(base, settings, f"out{i}.", merge([read_span(settings, serde, s) for s in spans]), total)
+        replay(
+            base,
+            settings,
+            f"out{i}.",
+            merge([read_span(settings, serde, s) for s in spans]),
+            total,
+            args.book_cadence_ms,
+        )
         for i in runs
     ]
     print(
@@ -165,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         f"target {REPLAY_TARGET:,}/s: {'met' if max(replays) >= REPLAY_TARGET else 'MISSED'}"
     )
     items = list(merge([read_span(settings, serde, s) for s in spans]))
-    pre = [replay(base, settings, f"pre{i}.", iter(items), total) for i in runs]
+    pre = [replay(base, settings, f"pre{i}.", iter(items), total, args.book_cadence_ms) for i in runs]
     print(f"replay, pre-read     {span(pre)} events/s   (services + merge + produce, no Kafka read)")
     return 0
 
@@ -176,14 +189,24 @@ def rate(result: tuple[int, float]) -> float:
 
 
 def replay(
-    base: KafkaSettings, settings: KafkaSettings, out: str, items: Iterator[ReplayItem], total: int
+    base: KafkaSettings,
+    settings: KafkaSettings,
+    out: str,
+    items: Iterator[ReplayItem],
+    total: int,
+    cadence_ms: int = 0,
 ) -> float:
     """One `replay --through book,bars --speed max` into `<prefix><out>`; events/s."""
     from consumers.bars.service import BarsService
     from consumers.book.service import BookService
 
     target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, settings.topic_prefix + out)
-    replayer = Replayer(target, [BookService(), BarsService((60, 300), 0)], republish=False, speed=None)
+    replayer = Replayer(
+        target,
+        [BookService(cadence_ms=cadence_ms), BarsService((60, 300), 0)],
+        republish=False,
+        speed=None,
+    )
     replayer.prepare([Topic.BOOK, Topic.TRADE])
     result = replayer.run(items, total)
     return result.records / result.elapsed_s

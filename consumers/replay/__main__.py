@@ -42,7 +42,7 @@ def _intervals(text: str, flag: str) -> tuple[int, ...]:
 def _book(args: argparse.Namespace) -> Service:
     from consumers.book.service import BookService
 
-    return BookService(top_n=args.book_top)
+    return BookService(top_n=args.book_top, cadence_ms=args.book_cadence_ms)
 
 
 def _bars(args: argparse.Namespace) -> Service:
