@@ -168,34 +168,10 @@ class Book(Protocol):
     def top(self, n: int) -> tuple[list[Level], list[Level]]: ...
 
 
-class L2Book:
-    """Aggregated price levels of one symbol (Kraken `book` channel), fixed-point, truncated to depth.
+class _BookHead:
+    """What an L2 and an L3 book share: identity, epoch, depth, the pair's precisions, the parse cache."""
 
-    Each side is three parallel lists sorted by key: keys (ask key = price, bid key = -price, so index 0
-    is the best level on both sides and `[:10]` is the checksum order, reference §4.1), quantities, and
-    the level's checksum piece `str(price) + str(qty)`. `bisect` on the small key list finds a level and
-    its rank at once: a change is in the top 10 iff its index < 10.
-    """
-
-    kind = "l2"
-    __slots__ = (
-        "_a_blob",
-        "_a_crc",
-        "_a_keys",
-        "_a_pieces",
-        "_a_qtys",
-        "_b_blob",
-        "_b_keys",
-        "_b_pieces",
-        "_b_qtys",
-        "_crc",
-        "_pcache",
-        "depth",
-        "epoch",
-        "price_precision",
-        "qty_precision",
-        "symbol",
-    )
+    __slots__ = ("_pcache", "depth", "epoch", "price_precision", "qty_precision", "symbol")
 
     def __init__(
         self,
@@ -217,6 +193,41 @@ class L2Book:
         self.price_precision = price_precision
         self.qty_precision = qty_precision
         self._pcache = caches.setdefault(price_precision, {})
+
+
+class L2Book(_BookHead):
+    """Aggregated price levels of one symbol (Kraken `book` channel), fixed-point, truncated to depth.
+
+    Each side is three parallel lists sorted by key: keys (ask key = price, bid key = -price, so index 0
+    is the best level on both sides and `[:10]` is the checksum order, reference §4.1), quantities, and
+    the level's checksum piece `str(price) + str(qty)`. `bisect` on the small key list finds a level and
+    its rank at once: a change is in the top 10 iff its index < 10.
+    """
+
+    kind = "l2"
+    __slots__ = (
+        "_a_blob",
+        "_a_crc",
+        "_a_keys",
+        "_a_pieces",
+        "_a_qtys",
+        "_b_blob",
+        "_b_keys",
+        "_b_pieces",
+        "_b_qtys",
+        "_crc",
+    )
+
+    def __init__(
+        self,
+        symbol: str,
+        epoch: int,
+        depth: int,
+        price_precision: int,
+        qty_precision: int,
+        caches: ParseCaches | None = None,
+    ) -> None:
+        super().__init__(symbol, epoch, depth, price_precision, qty_precision, caches)
         self._a_keys: list[int] = []
         self._a_qtys: list[str] = []  # str(fixed-point qty): the checksum text, "" never stored
         self._a_pieces: list[str] = []
@@ -350,7 +361,7 @@ class L2Book:
         )
 
 
-class L3Book:
+class L3Book(_BookHead):
     """Order-by-order book of one symbol (Kraken `level3`), queue order kept per price level.
 
     A level is a dict order_id → qty: Python dicts keep insertion order, which is the queue order; an
@@ -364,12 +375,6 @@ class L3Book:
         "_keys",
         "_levels",
         "_orders",
-        "_pcache",
-        "depth",
-        "epoch",
-        "price_precision",
-        "qty_precision",
-        "symbol",
     )
 
     def __init__(
@@ -381,17 +386,7 @@ class L3Book:
         qty_precision: int,
         caches: ParseCaches | None = None,
     ) -> None:
-        if depth < 1:
-            raise ValueError(f"book depth must be positive, got {depth}")
-        if not (0 <= price_precision <= _MAX_PRECISION and 0 <= qty_precision <= _MAX_PRECISION):
-            raise ValueError(f"precisions out of range: price {price_precision}, qty {qty_precision}")
-        caches = {} if caches is None else caches
-        self.symbol = symbol
-        self.epoch = epoch
-        self.depth = depth
-        self.price_precision = price_precision
-        self.qty_precision = qty_precision
-        self._pcache = caches.setdefault(price_precision, {})
+        super().__init__(symbol, epoch, depth, price_precision, qty_precision, caches)
         # index 0: asks (sign 1), index 1: bids (sign -1)
         self._keys: tuple[list[int], list[int]] = ([], [])
         self._levels: tuple[dict[int, dict[str, int]], dict[int, dict[str, int]]] = ({}, {})
