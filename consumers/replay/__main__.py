@@ -114,6 +114,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--book-top", type=int, default=10, help="book: levels per side (as `kracked book --top`)")
     p.add_argument(
+        "--book-cadence-ms",
+        type=int,
+        default=0,
+        help="book: publish a symbol's top at most every N ms of event time (0 = every change)",
+    )
+    p.add_argument(
         "--bars-intervals", default="1m,5m,15m,30m,1h,4h,1d", help="bars: intervals (as `kracked bars`)"
     )
     p.add_argument("--bars-grace-ms", type=int, default=2000, help="bars: grace for late trades")
