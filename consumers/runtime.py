@@ -447,16 +447,6 @@ class Runtime:
         self.service.revoked([(tp.topic, tp.partition) for tp in partitions])
 
 
-def run_service(
-    make: Callable[[], Service], settings: KafkaSettings, options: RuntimeOptions, metrics_port: int | None
-) -> int:
-    """The same `main` body for every service: metrics, signals, run."""
-    metrics.serve(metrics_port)
-    runtime = Runtime(make(), settings, options)
-    runtime.install_signal_handlers()
-    return runtime.run()
-
-
 def read_topic(settings: KafkaSettings, topic: Topic) -> list[dict[str, Any]]:
     """Every record of a topic (all partitions, from the beginning to its current end), decoded.
 
