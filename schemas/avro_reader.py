@@ -27,6 +27,8 @@ from typing import Any
 
 import fastavro
 
+from schemas.avro_writer import collect_named
+
 Reader = Callable[[bytes, int], Any]
 """`reader(data, pos)` → the value encoded in `data[pos:]`, which it must span exactly."""
 
@@ -130,26 +132,7 @@ class _Gen:
         return f"{stem}{self.counter}"
 
     def _collect(self, schema: Any, namespace: str | None) -> None:
-        if isinstance(schema, list):
-            for branch in schema:
-                self._collect(branch, namespace)
-        elif isinstance(schema, dict):
-            kind = schema.get("type")
-            if kind in ("record", "error", "enum", "fixed"):
-                name = schema["name"]
-                ns = schema.get("namespace", namespace)
-                full = name if "." in name or not ns else f"{ns}.{name}"
-                self.named[full] = schema
-                self.named.setdefault(name, schema)
-                if kind in ("record", "error"):
-                    for field in schema["fields"]:
-                        self._collect(field["type"], ns)
-            elif kind == "array":
-                self._collect(schema["items"], namespace)
-            elif kind == "map":
-                self._collect(schema["values"], namespace)
-            elif isinstance(kind, (dict, list)):
-                self._collect(kind, namespace)
+        collect_named(schema, namespace, self.named)
         # fastavro keeps the named types of a parsed schema here as well
         if isinstance(schema, dict):
             for full, named in (schema.get("__named_schemas") or {}).items():

@@ -87,6 +87,34 @@ def encode_long(n: int) -> bytes:
 # encodings of 0..16383 (string lengths, precisions, depths...): one list index in generated code
 _SMALL = [encode_long(i) for i in range(_SMALL_LIMIT)]
 
+
+def collect_named(schema: Any, namespace: str | None, named: dict[str, Any]) -> None:
+    """Every named type (record, enum, fixed) of a parsed schema by full and short name.
+
+    Shared by the generated writers and readers (`schemas.avro_reader`).
+    """
+    if isinstance(schema, list):
+        for branch in schema:
+            collect_named(branch, namespace, named)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "error", "enum", "fixed"):
+            name = schema["name"]
+            ns = schema.get("namespace", namespace)
+            full = name if "." in name or not ns else f"{ns}.{name}"
+            named[full] = schema
+            named.setdefault(name, schema)
+            if kind in ("record", "error"):
+                for field in schema["fields"]:
+                    collect_named(field["type"], ns, named)
+        elif kind == "array":
+            collect_named(schema["items"], namespace, named)
+        elif kind == "map":
+            collect_named(schema["values"], namespace, named)
+        elif isinstance(kind, dict | list):
+            collect_named(kind, namespace, named)
+
+
 # ------------------------------------------------------------------------------------ code generation
 
 
@@ -118,24 +146,7 @@ class _Gen:
         return name
 
     def _collect(self, schema: Any, namespace: str | None) -> None:
-        if isinstance(schema, list):
-            for branch in schema:
-                self._collect(branch, namespace)
-        elif isinstance(schema, dict):
-            kind = schema.get("type")
-            if kind in ("record", "error", "enum", "fixed"):
-                name = schema["name"]
-                ns = schema.get("namespace", namespace)
-                full = name if "." in name or not ns else f"{ns}.{name}"
-                self.named[full] = schema
-                self.named.setdefault(name, schema)
-                if kind in ("record", "error"):
-                    for field in schema["fields"]:
-                        self._collect(field["type"], ns)
-            elif kind == "array":
-                self._collect(schema["items"], namespace)
-            elif kind == "map":
-                self._collect(schema["values"], namespace)
+        collect_named(schema, namespace, self.named)
 
     def emit(self, line: str, indent: int) -> None:
         self.lines.append("    " * indent + line)
