@@ -4,6 +4,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NATIVE := $(VENV)/.native
+# the native extension (Rust, built by maturin through pip); rustup puts cargo here
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
 
 .PHONY: install test lint typecheck unit integration run stack-up stack-down stack-status bench clean browser
 
@@ -14,19 +18,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NATIVE): $(STAMP) $(NATIVE_SRC)
+	@command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs) to build native/"; exit 1; }
+	$(BIN)/pip install -q ./native
+	touch $(NATIVE)
 
-lint: $(STAMP)
+install: $(STAMP) $(NATIVE)
+
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: install
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: install
 	$(BIN)/pytest tests/unit -q
 
-integration: $(STAMP)
+integration: install
 	$(BIN)/pytest tests/integration -q
 
 # The whole suite: lint, types, unit and integration against a real broker and registry
@@ -39,19 +48,19 @@ browser:
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver)
 
 # Everything on one machine: the local stack (unless KRACKED_BOOTSTRAP_SERVERS is set) and every service.
-run: $(STAMP)
+run: install
 	$(BIN)/kracked up
 
-stack-up: $(STAMP)
+stack-up: install
 	$(BIN)/kracked stack up
-stack-down: $(STAMP)
+stack-down: install
 	$(BIN)/kracked stack down
-stack-status: $(STAMP)
+stack-status: install
 	$(BIN)/kracked stack status
 
-bench: $(STAMP)
+bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	-$(BIN)/kracked stack down 2>/dev/null
-	rm -rf $(VENV) .kracked .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) native/target .kracked .mypy_cache .ruff_cache .pytest_cache

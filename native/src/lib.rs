@@ -1,0 +1,19 @@
+//! kracked's native hot paths, for the places where the interpreter's per-item cost is the limit.
+//!
+//! * `l2`: the connector's `book` channel (frame parse, L2 book, CRC32 verdict, `kraken.book` Avro).
+//!
+//! Every function has a pure-Python reference in the project (named in each module's doc) and the
+//! unit tests require both to agree: same verdicts, byte-identical Avro.
+
+mod avro;
+mod decimal;
+mod l2;
+mod time;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn kracked_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<l2::L2Verifier>()?;
+    Ok(())
+}
