@@ -13,6 +13,10 @@
   snapshot within a run, and across restarts as long as the wall clock does not go back by more than
   the time between two snapshots: a restarted connector has no memory yet its first epoch (a current
   timestamp) is above every epoch it wrote before.
+* `NativeBookVerifier`: `BookVerifier("book")` in native code (`kracked_native.L2Verifier`, Rust, in
+  native/src/l2.rs), which also takes a whole raw `book` frame (parse, verify, Avro-encode) without the
+  interpreter: the connector's hot path. The pure-Python `BookVerifier` above stays the reference the
+  tests hold it to (same verdicts, byte-identical records) and verifies `level3`.
 * `TradeSequence`: Kraken's `trade_id` is a sequence per book (reference §2.4): a jump is a gap; trades
   of a snapshot that were already seen (the 50-trade history resent after a resubscribe) are
   duplicates to skip.
@@ -27,6 +31,14 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from schemas.checksum import CHECKSUM_DEPTH, crc32, to_fixed
+
+try:
+    from kracked_native import L2Verifier
+except ImportError as exc:  # pragma: no cover - an install without the native extension
+    raise ImportError(
+        "kracked_native (native/, Rust) is not installed: run `make install` (needs cargo) "
+        "or `pip install ./native`"
+    ) from exc
 
 # --------------------------------------------------------------------------------------------- precision
 
@@ -419,6 +431,50 @@ class BookVerifier:
         if self._l3:
             return [(o[1], o[2]) for o in (*bids, *asks)]
         return [(lv["price"], lv["qty"]) for lv in (*bids, *asks)]
+
+
+class NativeBookVerifier:
+    """The `book` channel's books in native code, with `BookVerifier`'s interface (see module doc).
+
+    `feed(raw, ts_recv)` is the hot path: None when the frame is not a `book` frame it takes whole
+    (then the caller parses it and calls `verify`, so the book state lives in one place), else
+    `(symbol, kraken.book value in the Confluent wire format, ok, computed, epoch)`.
+    """
+
+    def __init__(self, depth: int, header: bytes = b"") -> None:
+        self.channel = "book"
+        self.depth = depth
+        self._native = native = L2Verifier(depth, header)
+        self.feed = native.feed
+        self.invalidate = native.invalidate
+        self.valid = native.valid
+        self.epoch = native.epoch
+
+    def set_header(self, header: bytes) -> None:
+        """The Confluent header (magic byte + schema id) of `kraken.book` values `feed` returns."""
+        self._native.set_header(header)
+
+    def set_precision(self, symbol: str, precision: Precision) -> None:
+        """The pair's precision from instrument data (used from the symbol's next snapshot)."""
+        self._native.set_precision(symbol, precision.price, precision.qty)
+
+    def verify(
+        self,
+        symbol: str,
+        snapshot: bool,
+        bids: Sequence[Any],
+        asks: Sequence[Any],
+        checksum: int,
+        ts_recv: int,
+        precision: Precision | None,
+    ) -> Verdict:
+        """As `BookVerifier.verify` for `{price, qty}` levels."""
+        if precision is not None and not precision.inferred:
+            self._native.set_precision(symbol, precision.price, precision.qty)
+        epoch, ok, computed, snap, pp, qp, inferred = self._native.verify(
+            symbol, snapshot, bids, asks, checksum, ts_recv
+        )
+        return Verdict(epoch, ok, computed, snap, Precision(pp, qp, inferred))
 
 
 # --------------------------------------------------------------------------------------------- trades

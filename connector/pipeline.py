@@ -23,7 +23,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from connector.integrity import BookVerifier, EpochClock, Precision, TradeSequence, Verdict
+from connector.integrity import (
+    BookVerifier,
+    EpochClock,
+    NativeBookVerifier,
+    Precision,
+    TradeSequence,
+)
 from connector.kraken.client import Connection, ConnEvent
 from connector.kraken.messages import (
     BalancesMessage,
@@ -87,7 +93,8 @@ class Pipeline:
         self.level3_depth = level3_depth
         self.publish_channels = publish_channels
         epochs = EpochClock()
-        self.books = BookVerifier("book", book_depth, epochs)
+        # the book channel's books are native (the hot path takes whole frames, see on_frame)
+        self.books = NativeBookVerifier(book_depth, publisher.headers.get(Topic.BOOK, b""))
         self.l3books = BookVerifier("level3", level3_depth, epochs)
         self.trades = TradeSequence()
         self._last_trade_ts: dict[str, int] = {}
@@ -118,8 +125,33 @@ class Pipeline:
         self._write_book = publisher.writers.get(Topic.BOOK, None)
         self._write_ticker = publisher.writers.get(Topic.TICKER, None)
         self._produce = publisher.produce
+        self._feed = self.books.feed
 
     # ----------------------------------------------------------------------------------------- Handler
+
+    def on_frame(self, conn: Connection, raw: str | bytes, ts_recv: int) -> bool:
+        """The hot path: a `book` frame parsed, verified and encoded in one native call, then produced.
+
+        False when the native path does not take the frame whole (another channel, a control frame,
+        anything unusual): the connection then parses it and calls `on_message`/`on_malformed`.
+        """
+        taken = self._feed(raw, ts_recv)
+        if taken is None:
+            return False
+        symbol, value, ok, computed, epoch = taken
+        self.frames["book"] += 1
+        self._produce(Topic.BOOK, symbol, value)
+        if ok is False:
+            self._mismatch(conn, "book", symbol, computed, epoch, ts_recv, self._expected(raw))
+        return True
+
+    @staticmethod
+    def _expected(raw: str | bytes) -> int:
+        """Kraken's checksum of a book frame (for the mismatch report only, off the hot path)."""
+        from connector.kraken.messages import parse
+
+        msg = parse(raw)
+        return msg.checksum if isinstance(msg, BookMessage) else -1
 
     def on_message(self, conn: Connection, msg: DataMessage, raw: str, ts_recv: int) -> None:
         cls = msg.__class__
@@ -214,7 +246,7 @@ class Pipeline:
         value = self._write_book(book_record(msg, self.book_depth, v, ts))  # type: ignore[misc]
         self._produce(Topic.BOOK, symbol, value)
         if v.ok is False:
-            self._mismatch(conn, "book", symbol, msg.checksum, v, ts)
+            self._mismatch(conn, "book", symbol, v.computed, v.epoch, ts, msg.checksum)
 
     def _level3(self, conn: Connection, msg: Level3Message, raw: str, ts: int) -> None:
         symbol = msg.symbol
@@ -224,10 +256,17 @@ class Pipeline:
         out = Out(Topic.LEVEL3, symbol, level3_record(msg, self.level3_depth, v, ts))
         self.pub.publish(out)
         if v.ok is False:
-            self._mismatch(conn, "level3", symbol, msg.checksum, v, ts)
+            self._mismatch(conn, "level3", symbol, v.computed, v.epoch, ts, msg.checksum)
 
     def _mismatch(
-        self, conn: Connection, channel: str, symbol: str, expected: int, v: Verdict, ts: int
+        self,
+        conn: Connection,
+        channel: str,
+        symbol: str,
+        computed: int | None,
+        epoch: int,
+        ts: int,
+        expected: int,
     ) -> None:
         self.checksum_mismatches[channel] += 1
         self._warn(
@@ -236,17 +275,17 @@ class Pipeline:
             channel,
             symbol,
             expected,
-            v.computed,
-            v.epoch,
+            computed,
+            epoch,
         )
         self.pub.continuity(
             "checksum_mismatch",
-            f"{conn.name}: Kraken's checksum {expected} != computed {v.computed}; book invalid until a new snapshot",
+            f"{conn.name}: Kraken's checksum {expected} != computed {computed}; book invalid until a new snapshot",
             channel=channel,
             symbol=symbol,
             expected=expected,
-            received=v.computed,
-            epoch=v.epoch,
+            received=computed,
+            epoch=epoch,
             gap_start=ts,
         )
         if not conn.resubscribe(channel, symbol, "checksum mismatch"):
@@ -304,7 +343,10 @@ class Pipeline:
         self.pub.publish_all(ohlc_records(msg, ts))
 
     def _instrument(self, conn: Connection, msg: InstrumentMessage, raw: str, ts: int) -> None:
-        self.precisions.update(precisions_from(msg.pairs))
+        precisions = precisions_from(msg.pairs)
+        self.precisions.update(precisions)
+        for symbol, precision in precisions.items():
+            self.books.set_precision(symbol, precision)
         if msg.type == "snapshot":
             self.online_pairs = [
                 str(p["symbol"])

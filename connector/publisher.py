@@ -58,6 +58,7 @@ class Publisher:
         self.source = source
         self.prefix = serde.prefix
         self.writers: dict[Topic, Writer] = {}
+        self.headers: dict[Topic, bytes] = {}  # Confluent wire-format header per topic
         self.names: dict[Topic, str] = {t: t.name_with(self.prefix) for t in Topic}
         self.blocked = False
         self._backlog: deque[tuple[Topic, str, bytes]] = deque()
@@ -81,7 +82,8 @@ class Publisher:
         """Register the schemas and compile the writers (blocking: call before reading any socket)."""
         for topic in topics:
             schema_id = self.serde.codec(topic).schema_id()
-            self.writers[topic] = compile_writer(parsed_schema(topic), _HEADER.pack(MAGIC, schema_id))
+            header = self.headers[topic] = _HEADER.pack(MAGIC, schema_id)
+            self.writers[topic] = compile_writer(parsed_schema(topic), header)
 
     # ----------------------------------------------------------------------------------------- callbacks
 

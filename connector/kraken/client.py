@@ -268,6 +268,10 @@ class _NeverBlocked:
 
 
 class Handler(Protocol):
+    def on_frame(self, conn: Connection, raw: str | bytes, ts_recv: int) -> bool:
+        """Take a raw data frame whole (a fast path), or return False to have it parsed here."""
+        ...
+
     def on_message(self, conn: Connection, msg: DataMessage, raw: str, ts_recv: int) -> None: ...
 
     def on_malformed(self, conn: Connection, raw: str | bytes, error: ParseError, ts_recv: int) -> None: ...
@@ -465,9 +469,7 @@ class Connection:
 
     async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         receive = ws.receive
-        parse = messages.parse
-        handler = self.handler
-        on_message = handler.on_message
+        on_frame = self.handler.on_frame
         gate = self.gate
         text_type = aiohttp.WSMsgType.TEXT
         binary_type = aiohttp.WSMsgType.BINARY
@@ -484,25 +486,31 @@ class Connection:
             if self._first_frame_pending:
                 self._first_frame_pending = False
                 self._on_first_frame(ts)
-            try:
-                m = parse(raw)
-            except ParseError as exc:
-                handler.on_malformed(self, raw, exc, ts)
-            else:
-                cls = m.__class__
-                if cls is Heartbeat:
-                    self.heartbeats += 1  # liveness only: not published
-                elif cls is Pong:
-                    self.pongs += 1
-                elif cls is Ack:
-                    self._on_ack(m)  # type: ignore[arg-type]
-                else:
-                    if cls is StatusMessage:
-                        self._on_status(m)  # type: ignore[arg-type]
-                    on_message(self, m, raw, ts)  # type: ignore[arg-type]
+            if not on_frame(self, raw, ts):  # not taken whole by the handler's fast path
+                self._parsed(raw, ts)
             if gate.blocked:
                 await gate.wait_writable()
                 self._idle_since = time.monotonic()
+
+    def _parsed(self, raw: str | bytes, ts: int) -> None:
+        """A frame through the Python parser: control frames here, data models to the handler."""
+        handler = self.handler
+        try:
+            m = messages.parse(raw)
+        except ParseError as exc:
+            handler.on_malformed(self, raw, exc, ts)
+            return
+        cls = m.__class__
+        if cls is Heartbeat:
+            self.heartbeats += 1  # liveness only: not published
+        elif cls is Pong:
+            self.pongs += 1
+        elif cls is Ack:
+            self._on_ack(m)  # type: ignore[arg-type]
+        else:
+            if cls is StatusMessage:
+                self._on_status(m)  # type: ignore[arg-type]
+            handler.on_message(self, m, raw, ts)  # type: ignore[arg-type]
 
     def _on_first_frame(self, ts: int) -> None:
         if self.connects == 1:

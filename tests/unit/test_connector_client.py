@@ -161,6 +161,9 @@ class Recorder:
         self.malformed: list[str] = []
         self.events: list[ConnEvent] = []
 
+    def on_frame(self, conn: Connection, raw: str | bytes, ts_recv: int) -> bool:
+        return False  # every frame through the connection's parser
+
     def on_message(self, conn: Connection, msg: DataMessage, raw: str, ts_recv: int) -> None:
         self.messages.append(msg)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from connector.integrity import (
     EpochClock,
     L2Book,
     L3Book,
+    NativeBookVerifier,
     Precision,
     TradeSequence,
     infer_precision,
@@ -20,6 +22,16 @@ from connector.kraken import messages as m
 from tests.conftest import KRAKEN_CAPTURES
 
 BTC = Precision(1, 8)
+
+Make = Callable[[int], BookVerifier | NativeBookVerifier]
+
+
+@pytest.fixture(params=["python", "native"])
+def make(request: pytest.FixtureRequest) -> Make:
+    """Both implementations of the `book` channel's verifier must pass every verifier test."""
+    if request.param == "python":
+        return lambda depth: BookVerifier("book", depth)
+    return NativeBookVerifier
 
 
 def _lv(pairs: list[list[str]]) -> list[dict[str, str]]:
@@ -60,9 +72,9 @@ def test_official_l3_example() -> None:
     assert book.checksum() == ex["checksum"] == 1063832831
 
 
-def test_python_kraken_sdk_capture_all_510_verify_then_the_bad_one_fails() -> None:
+def test_python_kraken_sdk_capture_all_510_verify_then_the_bad_one_fails(make: Make) -> None:
     doc = json.loads((KRAKEN_CAPTURES / "python-kraken-sdk_orderbook-v2.json").read_text())
-    verifier = BookVerifier("book", 10)
+    verifier = make(10)
     frames = [doc["init"], *doc["updates"]]
     verdicts = []
     for i, obj in enumerate(frames):
@@ -85,9 +97,9 @@ def test_python_kraken_sdk_capture_all_510_verify_then_the_bad_one_fails() -> No
     "name",
     ["crypto-tracker_btc-eth_book-trade.jsonl", "tickvault_btc_book.jsonl"],
 )
-def test_raw_captures_verify_with_instrument_precision(name: str) -> None:
+def test_raw_captures_verify_with_instrument_precision(name: str, make: Make) -> None:
     precisions = _instrument_precisions()
-    verifier = BookVerifier("book", 10)
+    verifier = make(10)
     checked = 0
     for i, line in enumerate((KRAKEN_CAPTURES / name).read_text().splitlines()):
         msg = m.parse(line)
@@ -106,9 +118,9 @@ def test_raw_captures_verify_with_instrument_precision(name: str) -> None:
     assert checked >= 4
 
 
-def test_raw_capture_also_verifies_with_precision_inferred_from_its_text() -> None:
+def test_raw_capture_also_verifies_with_precision_inferred_from_its_text(make: Make) -> None:
     """The raw captures keep Kraken's trailing zeros, so the fallback inference gets it right."""
-    verifier = BookVerifier("book", 10)
+    verifier = make(10)
     oks = []
     for i, line in enumerate(
         (KRAKEN_CAPTURES / "crypto-tracker_btc-eth_book-trade.jsonl").read_text().splitlines()
@@ -121,8 +133,8 @@ def test_raw_capture_also_verifies_with_precision_inferred_from_its_text() -> No
     assert oks and all(oks)
 
 
-def test_cryptonorm_snapshot_and_update() -> None:
-    verifier = BookVerifier("book", 10)
+def test_cryptonorm_snapshot_and_update(make: Make) -> None:
+    verifier = make(10)
     for i, name in enumerate(("cryptonorm_book_snapshot.json", "cryptonorm_book_update.json")):
         msg = m.parse((KRAKEN_CAPTURES / name).read_text())
         assert isinstance(msg, m.BookMessage)
@@ -170,9 +182,9 @@ def test_l3_add_modify_delete_keep_queue_order_and_truncate() -> None:
         book.apply([o("b9", "9.0", "1", "teleport", None)], [])
 
 
-def test_mismatch_invalidates_until_the_next_snapshot_which_gets_a_new_epoch() -> None:
+def test_mismatch_invalidates_until_the_next_snapshot_which_gets_a_new_epoch(make: Make) -> None:
     ex = _doc()["l2_btcusd_doc_example"]
-    verifier = BookVerifier("book", 10)
+    verifier = make(10)
     bids, asks = _lv(ex["bids"]), _lv(ex["asks"])
     first = verifier.verify("BTC/USD", True, bids, asks, ex["checksum"], 1_000, BTC)
     assert first.ok is True and first.epoch == 1_000
@@ -192,15 +204,15 @@ def test_epochs_keep_increasing_across_a_restart() -> None:
     assert restarted.next("book:BTC/USD", 1_700_000_000_500_000) > last
 
 
-def test_inferred_precision_never_claims_a_mismatch() -> None:
-    verifier = BookVerifier("book", 10)
+def test_inferred_precision_never_claims_a_mismatch(make: Make) -> None:
+    verifier = make(10)
     v = verifier.verify("X/Y", True, _lv([["1.5", "2"]]), _lv([["1.6", "3"]]), 42, 1, None)
     assert v.precision == Precision(1, 0, True)
     assert v.ok is None and v.computed is not None
 
 
-def test_value_beyond_precision_invalidates_instead_of_crashing() -> None:
-    verifier = BookVerifier("book", 10)
+def test_value_beyond_precision_invalidates_instead_of_crashing(make: Make) -> None:
+    verifier = make(10)
     verifier.verify("X/Y", True, _lv([["1.5", "2"]]), [], 1, 1, Precision(1, 0))
     v = verifier.verify("X/Y", False, _lv([["1.55", "2"]]), [], 1, 2, Precision(1, 0))
     assert v.ok is None and not verifier.valid("X/Y")
