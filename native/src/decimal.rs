@@ -110,6 +110,47 @@ pub fn checksum_digits(value: i128, out: &mut String) {
     }
 }
 
+/// `to_fixed` that also appends the checksum digits of the value to `out` ("" for zero), without
+/// formatting an integer in the usual case: plain digits with at most `precision` decimals.
+pub fn to_fixed_digits(text: &str, precision: u32, out: &mut String) -> Result<i128, String> {
+    let b = text.as_bytes();
+    let dot = b.iter().position(|&c| c == b'.');
+    let frac_len = dot.map_or(0, |d| b.len() - d - 1);
+    // "12", "12.5": digits, at most one '.' between digits, no more decimals than the precision
+    let plain = !b.is_empty()
+        && dot != Some(0)
+        && dot != Some(b.len() - 1)
+        && frac_len <= precision as usize
+        && b.iter().enumerate().all(|(i, c)| c.is_ascii_digit() || Some(i) == dot);
+    if plain && b.len() + (precision as usize) < 38 {
+        let start = out.len();
+        let mut value: i128 = 0;
+        for &c in b {
+            if c != b'.' {
+                value = value * 10 + (c - b'0') as i128;
+                if value != 0 {
+                    out.push(c as char);
+                }
+            }
+        }
+        for _ in frac_len..precision as usize {
+            value *= 10;
+            if value != 0 {
+                out.push('0');
+            }
+        }
+        if value == 0 {
+            out.truncate(start);
+        }
+        return Ok(value);
+    }
+    let value = to_fixed(text, precision)?;
+    if value > 0 {
+        checksum_digits(value, out);
+    }
+    Ok(value)
+}
+
 /// Number of decimals a text carries (the fallback precision of a pair without instrument data).
 pub fn decimals(text: &str) -> u32 {
     if text.bytes().any(|b| b == b'e' || b == b'E') {
@@ -158,6 +199,28 @@ mod tests {
         assert!(to_fixed(".", 2).is_err());
         assert!(to_fixed("+1", 2).is_err());
         assert!(to_fixed("1.2.3", 2).is_err());
+    }
+
+    #[test]
+    fn digits_as_the_checksum_renders_them() {
+        for (text, p, digits) in [
+            ("29430.3", 1, "294303"),
+            ("0.566", 4, "5660"),
+            ("0.00012", 8, "12000"),
+            ("0", 8, ""),
+            ("0.0", 1, ""),
+            ("4.000000000", 8, "400000000"),
+            ("1.5e-3", 4, "15"),
+            ("120", 0, "120"),
+            ("007.5", 1, "75"),
+        ] {
+            let mut out = String::from("x");
+            let v = to_fixed_digits(text, p, &mut out).unwrap();
+            assert_eq!(out, format!("x{digits}"), "{text}");
+            assert_eq!(v, to_fixed(text, p).unwrap());
+        }
+        assert!(to_fixed_digits("1.25", 1, &mut String::new()).is_err());
+        assert!(to_fixed_digits("1.", 1, &mut String::new()).is_ok());
     }
 
     #[test]

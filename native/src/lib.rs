@@ -7,6 +7,7 @@
 
 mod avro;
 mod decimal;
+mod frame;
 mod l2;
 mod time;
 
