@@ -9,7 +9,7 @@ NATIVE := $(VENV)/.native
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
 
-.PHONY: install test lint typecheck unit integration run stack-up stack-down stack-status bench clean browser
+.PHONY: install test lint typecheck unit native-test integration run stack-up stack-down stack-status bench clean browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or set PYTHON=..."; exit 1; }
@@ -28,19 +28,25 @@ install: $(STAMP) $(NATIVE)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cargo fmt --manifest-path native/Cargo.toml --check
+	cargo clippy --release --quiet --manifest-path native/Cargo.toml -- -D warnings
 
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install native-test
 	$(BIN)/pytest tests/unit -q
+
+# the native extension's own unit tests (Rust)
+native-test:
+	cargo test --release --quiet --manifest-path native/Cargo.toml
 
 integration: install
 	$(BIN)/pytest tests/integration -q
 
 # The whole suite: lint, types, unit and integration against a real broker and registry
 # (KRACKED_BOOTSTRAP_SERVERS/KRACKED_SCHEMA_REGISTRY_URL if set, else testcontainers, else the local stack).
-test: lint typecheck browser
+test: lint typecheck native-test browser
 	$(BIN)/pytest tests -q
 
 # Debian's chromium and chromedriver for the dashboard's browser test (Selenium drives them; no browser download).

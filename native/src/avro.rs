@@ -75,8 +75,14 @@ impl<'a> Reader<'a> {
         if len < 0 {
             return Err("negative Avro string length".into());
         }
-        let end = self.pos.checked_add(len as usize).ok_or("Avro string length overflows")?;
-        let bytes = self.data.get(self.pos..end).ok_or("truncated Avro string")?;
+        let end = self
+            .pos
+            .checked_add(len as usize)
+            .ok_or("Avro string length overflows")?;
+        let bytes = self
+            .data
+            .get(self.pos..end)
+            .ok_or("truncated Avro string")?;
         self.pos = end;
         std::str::from_utf8(bytes).map_err(|_| "Avro string is not UTF-8".to_string())
     }

@@ -47,7 +47,9 @@ pub fn to_fixed(text: &str, precision: u32) -> Result<i128, String> {
             .ok_or_else(|| format!("{text:?} is too large"))?;
     }
     for _ in frac.len()..precision as usize {
-        value = value.checked_mul(10).ok_or_else(|| format!("{text:?} is too large"))?;
+        value = value
+            .checked_mul(10)
+            .ok_or_else(|| format!("{text:?} is too large"))?;
     }
     Ok(if neg { -value } else { value })
 }
@@ -63,7 +65,10 @@ fn from_exponent(text: &str, neg: bool, body: &str, precision: u32) -> Result<i1
         None => (mantissa, ""),
     };
     if (whole.is_empty() && frac.is_empty())
-        || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
@@ -91,7 +96,10 @@ fn from_exponent(text: &str, neg: bool, body: &str, precision: u32) -> Result<i1
     let mut value: i128 = 0;
     let too_large = || format!("{text:?} is too large");
     for b in digits.bytes() {
-        value = value.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as i128)).ok_or_else(too_large)?;
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((b - b'0') as i128))
+            .ok_or_else(too_large)?;
     }
     for _ in 0..shift {
         if value == 0 {
@@ -121,7 +129,9 @@ pub fn to_fixed_digits(text: &str, precision: u32, out: &mut String) -> Result<i
         && dot != Some(0)
         && dot != Some(b.len() - 1)
         && frac_len <= precision as usize
-        && b.iter().enumerate().all(|(i, c)| c.is_ascii_digit() || Some(i) == dot);
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || Some(i) == dot);
     if plain && b.len() + (precision as usize) < 38 {
         let start = out.len();
         let mut value: i128 = 0;

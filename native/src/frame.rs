@@ -223,7 +223,11 @@ struct Data<'a> {
 
 /// The book frame's pieces, or None when the frame is anything but the plain common shape.
 pub fn scan_book(text: &str) -> Option<RawBook<'_>> {
-    let mut s = Scanner { text, b: text.as_bytes(), i: 0 };
+    let mut s = Scanner {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+    };
     s.eat(b'{')?;
     let (mut channel, mut kind, mut data) = (None, None, None);
     loop {
@@ -267,7 +271,10 @@ mod tests {
             "bids":[{"qty":"0.5","price":1.25e2},{"price":-0,"qty":0}],"timestamp":null}]} "#,
         )
         .unwrap();
-        assert_eq!((f.channel, f.kind, f.symbol, f.checksum), ("book", "update", "BTC/USD", "12"));
+        assert_eq!(
+            (f.channel, f.kind, f.symbol, f.checksum),
+            ("book", "update", "BTC/USD", "12")
+        );
         assert_eq!(f.bids, vec![("1.25e2", "0.5"), ("0", "0")]);
         assert!(f.asks.is_empty() && f.timestamp.is_none());
     }

@@ -75,7 +75,8 @@ struct Book {
 impl Book {
     fn apply(&mut self, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Result<(), String> {
         let p = self.precision;
-        for (levels, side, negate) in [(bids, &mut self.bids, true), (asks, &mut self.asks, false)] {
+        for (levels, side, negate) in [(bids, &mut self.bids, true), (asks, &mut self.asks, false)]
+        {
             if levels.is_empty() {
                 continue;
             }
@@ -84,7 +85,9 @@ impl Book {
                 let price = to_fixed_digits(price_text, p.price, &mut piece)?;
                 let qty = to_fixed_digits(qty_text, p.qty, &mut piece)?;
                 if price < 0 || qty < 0 {
-                    return Err(format!("negative price or quantity {price_text:?} {qty_text:?}"));
+                    return Err(format!(
+                        "negative price or quantity {price_text:?} {qty_text:?}"
+                    ));
                 }
                 let key = if negate { -price } else { price };
                 side.set(key, if qty == 0 { None } else { Some(piece) });
@@ -133,7 +136,13 @@ pub struct Books {
 
 impl Books {
     pub fn new(depth: usize) -> Self {
-        Books { depth, precisions: HashMap::new(), states: HashMap::new(), epochs: HashMap::new(), scratch: Vec::new() }
+        Books {
+            depth,
+            precisions: HashMap::new(),
+            states: HashMap::new(),
+            epochs: HashMap::new(),
+            scratch: Vec::new(),
+        }
     }
 
     /// Apply one message of `symbol` and compare with Kraken's checksum (see `BookVerifier.verify`).
@@ -153,12 +162,24 @@ impl Books {
                     return match book.apply(bids, asks) {
                         Err(_) => {
                             state.book = None;
-                            Verdict { epoch: state.epoch, ok: None, computed: None, snapshot, precision: state.precision }
+                            Verdict {
+                                epoch: state.epoch,
+                                ok: None,
+                                computed: None,
+                                snapshot,
+                                precision: state.precision,
+                            }
                         }
                         Ok(()) => {
                             let computed = book.checksum(&mut self.scratch);
                             if computed as i64 == checksum {
-                                Verdict { epoch: state.epoch, ok: Some(true), computed: None, snapshot, precision: state.precision }
+                                Verdict {
+                                    epoch: state.epoch,
+                                    ok: Some(true),
+                                    computed: None,
+                                    snapshot,
+                                    precision: state.precision,
+                                }
                             } else {
                                 mismatch(state, computed, snapshot)
                             }
@@ -175,22 +196,55 @@ impl Books {
             let last = self.epochs.get(symbol).copied().unwrap_or(0);
             let epoch = (last + 1).max(ts_recv);
             self.epochs.insert(symbol.to_string(), epoch);
-            let book = Book { bids: Side::default(), asks: Side::default(), depth: self.depth, precision };
-            self.states.insert(symbol.to_string(), State { book: Some(book), epoch, precision });
+            let book = Book {
+                bids: Side::default(),
+                asks: Side::default(),
+                depth: self.depth,
+                precision,
+            };
+            self.states.insert(
+                symbol.to_string(),
+                State {
+                    book: Some(book),
+                    epoch,
+                    precision,
+                },
+            );
         } else if !self.states.contains_key(symbol) {
             // an update before any snapshot (cannot happen with Kraken): nothing to verify against
-            let precision =
-                self.precisions.get(symbol).copied().unwrap_or(Precision { price: 0, qty: 0, inferred: true });
+            let precision = self.precisions.get(symbol).copied().unwrap_or(Precision {
+                price: 0,
+                qty: 0,
+                inferred: true,
+            });
             let epoch = self.epochs.get(symbol).copied().unwrap_or(0);
-            return Verdict { epoch, ok: None, computed: None, snapshot: false, precision };
+            return Verdict {
+                epoch,
+                ok: None,
+                computed: None,
+                snapshot: false,
+                precision,
+            };
         }
         let state = self.states.get_mut(symbol).expect("state exists");
         let Some(book) = state.book.as_mut() else {
-            return Verdict { epoch: state.epoch, ok: None, computed: None, snapshot, precision: state.precision };
+            return Verdict {
+                epoch: state.epoch,
+                ok: None,
+                computed: None,
+                snapshot,
+                precision: state.precision,
+            };
         };
         if book.apply(bids, asks).is_err() {
             state.book = None;
-            return Verdict { epoch: state.epoch, ok: None, computed: None, snapshot, precision: state.precision };
+            return Verdict {
+                epoch: state.epoch,
+                ok: None,
+                computed: None,
+                snapshot,
+                precision: state.precision,
+            };
         }
         let computed = book.checksum(&mut self.scratch);
         if computed as i64 == checksum {
@@ -215,8 +269,18 @@ impl Books {
 fn mismatch(state: &mut State, computed: u32, snapshot: bool) -> Verdict {
     state.book = None;
     // an inferred precision is a guess: a difference proves nothing (no false mismatch, no loop)
-    let ok = if state.precision.inferred { None } else { Some(false) };
-    Verdict { epoch: state.epoch, ok, computed: Some(computed), snapshot, precision: state.precision }
+    let ok = if state.precision.inferred {
+        None
+    } else {
+        Some(false)
+    };
+    Verdict {
+        epoch: state.epoch,
+        ok,
+        computed: Some(computed),
+        snapshot,
+        precision: state.precision,
+    }
 }
 
 fn infer_precision<'a>(levels: impl Iterator<Item = &'a (&'a str, &'a str)>) -> Precision {
@@ -225,7 +289,11 @@ fn infer_precision<'a>(levels: impl Iterator<Item = &'a (&'a str, &'a str)>) -> 
         pp = pp.max(decimals(price));
         qp = qp.max(decimals(qty));
     }
-    Precision { price: pp, qty: qp, inferred: true }
+    Precision {
+        price: pp,
+        qty: qp,
+        inferred: true,
+    }
 }
 
 // ------------------------------------------------------------------------------------------- frames
@@ -306,7 +374,10 @@ pub struct BookFrame<'a> {
 type Levels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 fn side_levels<'a>(side: Option<Vec<LevelIn<'a>>>) -> Option<Levels<'a>> {
-    side.unwrap_or_default().iter().map(|lv| Some((decimal_text(lv.price)?, decimal_text(lv.qty)?))).collect()
+    side.unwrap_or_default()
+        .iter()
+        .map(|lv| Some((decimal_text(lv.price)?, decimal_text(lv.qty)?)))
+        .collect()
 }
 
 /// None unless `text` is a `book` data frame of exactly the documented shape.
@@ -340,11 +411,21 @@ pub fn parse_book_frame(text: &str) -> Option<BookFrame<'_>> {
         None => None,
         Some(ts) => Some(ts_micros(&ts)?),
     };
-    Some(BookFrame { symbol: d.symbol, snapshot, bids, asks, checksum, ts_event })
+    Some(BookFrame {
+        symbol: d.symbol,
+        snapshot,
+        bids,
+        asks,
+        checksum,
+        ts_event,
+    })
 }
 
 fn borrowed<'a>(levels: Vec<(&'a str, &'a str)>) -> Levels<'a> {
-    levels.into_iter().map(|(p, q)| (Cow::Borrowed(p), Cow::Borrowed(q))).collect()
+    levels
+        .into_iter()
+        .map(|(p, q)| (Cow::Borrowed(p), Cow::Borrowed(q)))
+        .collect()
 }
 
 fn from_scan(raw: crate::frame::RawBook<'_>) -> Option<BookFrame<'_>> {
@@ -372,13 +453,7 @@ fn from_scan(raw: crate::frame::RawBook<'_>) -> Option<BookFrame<'_>> {
 
 /// The `kraken.book` Avro body (after the Confluent header), field by field as in kraken.book.avsc.
 #[allow(clippy::too_many_arguments)]
-pub fn encode_book(
-    buf: &mut Vec<u8>,
-    frame: &BookFrame,
-    v: &Verdict,
-    depth: usize,
-    ts_recv: i64,
-) {
+pub fn encode_book(buf: &mut Vec<u8>, frame: &BookFrame, v: &Verdict, depth: usize, ts_recv: i64) {
     avro::write_str(buf, &frame.symbol);
     avro::write_str(buf, if frame.snapshot { "snapshot" } else { "update" });
     for side in [&frame.bids, &frame.asks] {
@@ -413,7 +488,15 @@ pub struct L2Verifier {
 }
 
 fn verdict_tuple<'py>(py: Python<'py>, v: &Verdict) -> PyResult<Bound<'py, PyTuple>> {
-    (v.epoch, v.ok, v.computed, v.snapshot, v.precision.price, v.precision.qty, v.precision.inferred)
+    (
+        v.epoch,
+        v.ok,
+        v.computed,
+        v.snapshot,
+        v.precision.price,
+        v.precision.qty,
+        v.precision.inferred,
+    )
         .into_pyobject(py)
 }
 
@@ -436,7 +519,12 @@ impl L2Verifier {
     #[new]
     #[pyo3(signature = (depth, header = None))]
     fn new(depth: usize, header: Option<Vec<u8>>) -> Self {
-        L2Verifier { books: Books::new(depth), header: header.unwrap_or_default(), names: HashMap::new(), buf: Vec::new() }
+        L2Verifier {
+            books: Books::new(depth),
+            header: header.unwrap_or_default(),
+            names: HashMap::new(),
+            buf: Vec::new(),
+        }
     }
 
     #[getter]
@@ -452,9 +540,18 @@ impl L2Verifier {
     /// The pair's precisions from the instrument channel (used from the symbol's next snapshot).
     fn set_precision(&mut self, symbol: &str, price: u32, qty: u32) -> PyResult<()> {
         if price > crate::decimal::MAX_PRECISION || qty > crate::decimal::MAX_PRECISION {
-            return Err(PyValueError::new_err(format!("precision out of range for {symbol}")));
+            return Err(PyValueError::new_err(format!(
+                "precision out of range for {symbol}"
+            )));
         }
-        self.books.precisions.insert(symbol.to_string(), Precision { price, qty, inferred: false });
+        self.books.precisions.insert(
+            symbol.to_string(),
+            Precision {
+                price,
+                qty,
+                inferred: false,
+            },
+        );
         Ok(())
     }
 
@@ -475,13 +572,20 @@ impl L2Verifier {
         let asks = levels_of(asks)?;
         let b: Vec<(&str, &str)> = bids.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
         let a: Vec<(&str, &str)> = asks.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
-        let v = self.books.verify(symbol, snapshot, &b, &a, checksum, ts_recv);
+        let v = self
+            .books
+            .verify(symbol, snapshot, &b, &a, checksum, ts_recv);
         verdict_tuple(py, &v)
     }
 
     /// One WebSocket frame: None when it is not a book frame this path takes whole, else
     /// (symbol, Confluent-framed kraken.book value, ok, computed, epoch).
-    fn feed<'py>(&mut self, py: Python<'py>, raw: &Bound<'py, PyAny>, ts_recv: i64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        raw: &Bound<'py, PyAny>,
+        ts_recv: i64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let Ok(text) = raw.cast::<PyString>() else {
             return Ok(None);
         };
@@ -489,9 +593,24 @@ impl L2Verifier {
         let Some(frame) = parse_book_frame(text) else {
             return Ok(None);
         };
-        let b: Vec<(&str, &str)> = frame.bids.iter().map(|(p, q)| (p.as_ref(), q.as_ref())).collect();
-        let a: Vec<(&str, &str)> = frame.asks.iter().map(|(p, q)| (p.as_ref(), q.as_ref())).collect();
-        let v = self.books.verify(&frame.symbol, frame.snapshot, &b, &a, frame.checksum, ts_recv);
+        let b: Vec<(&str, &str)> = frame
+            .bids
+            .iter()
+            .map(|(p, q)| (p.as_ref(), q.as_ref()))
+            .collect();
+        let a: Vec<(&str, &str)> = frame
+            .asks
+            .iter()
+            .map(|(p, q)| (p.as_ref(), q.as_ref()))
+            .collect();
+        let v = self.books.verify(
+            &frame.symbol,
+            frame.snapshot,
+            &b,
+            &a,
+            frame.checksum,
+            ts_recv,
+        );
         let buf = &mut self.buf;
         buf.clear();
         buf.extend_from_slice(&self.header);
@@ -501,11 +620,14 @@ impl L2Verifier {
             Some(n) => n.bind(py).clone(),
             None => {
                 let n = PyString::new(py, &frame.symbol);
-                self.names.insert(frame.symbol.to_string(), n.clone().unbind());
+                self.names
+                    .insert(frame.symbol.to_string(), n.clone().unbind());
                 n
             }
         };
-        Ok(Some((name, value, v.ok, v.computed, v.epoch).into_pyobject(py)?))
+        Ok(Some(
+            (name, value, v.ok, v.computed, v.epoch).into_pyobject(py)?,
+        ))
     }
 
     /// Forget the book (e.g. the connection dropped): updates are unverified until a snapshot.
@@ -514,7 +636,10 @@ impl L2Verifier {
     }
 
     fn valid(&self, symbol: &str) -> bool {
-        self.books.states.get(symbol).is_some_and(|s| s.book.is_some())
+        self.books
+            .states
+            .get(symbol)
+            .is_some_and(|s| s.book.is_some())
     }
 
     fn epoch(&self, symbol: &str) -> Option<i64> {

@@ -36,12 +36,29 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 
 pub fn ts_micros(text: &str) -> Option<i64> {
     let b = text.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
-    if y < 1 || !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if y < 1
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || s > 59
+    {
         return None;
     }
     let seconds = days_from_civil(y, mo, d) * 86_400 + h * 3_600 + mi * 60 + s;
@@ -67,9 +84,18 @@ mod tests {
     #[test]
     fn kraken_timestamps() {
         assert_eq!(ts_micros("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(ts_micros("2026-08-02T05:43:30.758130Z"), Some(1_785_649_410_758_130));
-        assert_eq!(ts_micros("2026-08-02T05:43:30.758130999Z"), Some(1_785_649_410_758_130));
-        assert_eq!(ts_micros("2026-08-02T05:43:30.7Z"), Some(1_785_649_410_700_000));
+        assert_eq!(
+            ts_micros("2026-08-02T05:43:30.758130Z"),
+            Some(1_785_649_410_758_130)
+        );
+        assert_eq!(
+            ts_micros("2026-08-02T05:43:30.758130999Z"),
+            Some(1_785_649_410_758_130)
+        );
+        assert_eq!(
+            ts_micros("2026-08-02T05:43:30.7Z"),
+            Some(1_785_649_410_700_000)
+        );
         assert_eq!(ts_micros("2024-02-29T00:00:00Z").is_some(), true);
         assert_eq!(ts_micros("2023-02-29T00:00:00Z"), None);
         assert_eq!(ts_micros("2026-08-02T05:43:30+00:00"), None);
