@@ -234,7 +234,8 @@ pub fn scan_book(text: &str) -> Option<RawBook<'_>> {
         let key = s.string()?;
         s.eat(b':')?;
         match key {
-            "channel" if channel.is_none() => channel = Some(s.string()?),
+            // another channel's frame is refused as soon as its name is read (Kraken sends it first)
+            "channel" if channel.is_none() => channel = Some(s.string().filter(|c| *c == "book")?),
             "type" if kind.is_none() => kind = Some(s.string()?),
             "data" if data.is_none() => data = Some(s.data()?),
             _ => return None,
