@@ -13,8 +13,10 @@ Subscriptions are tracked per (channel, symbol, interval) from the one-ack-per-s
 others stay subscribed (reference §1.5). `resubscribe(channel, symbol)` re-requests one symbol
 (unsubscribe + subscribe, so Kraken sends a fresh snapshot) after a checksum mismatch (§4.7).
 
-The read loop is the connector's hot path: frames are parsed here (control frames are handled here,
-heartbeats and pongs only feed liveness) and data models go to the `Handler` synchronously. When the
+The read loop is the connector's hot path: each frame is first offered whole to the `Handler`'s
+`on_frame` (the pipeline's native `book` path takes most frames there); the others are parsed here
+(control frames are handled here, heartbeats and pongs only feed liveness) and data models go to the
+`Handler` synchronously. When the
 handler's publisher is blocked by Kafka back-pressure, the loop stops reading (the socket buffers fill
 and TCP pushes back), and the watchdog does not count that time as silence.
 
