@@ -394,7 +394,7 @@ impl ReplayCore {
 
     /// One consumed batch of a stream (confluent_kafka `Message`s in offset order). Values whose
     /// header is not the stream's go through `normalize(value) -> bytes | None` (re-encoded with the
-    /// stream's schema, or None to skip). Returns [(offset, reason)] of the values skipped as
+    /// stream's schema, or None to skip; called as `normalize(value, offset)`). Returns [(offset, reason)] of the values skipped as
     /// unreadable (the caller logs them, as the Python source does).
     fn push<'py>(
         &mut self,
@@ -421,7 +421,7 @@ impl ReplayCore {
                 match bytes {
                     Some(b) if b.len() >= 5 && b[..5] == s.header[..] => owned = Some(b[5..].to_vec()),
                     _ => {
-                        let fixed = normalize.call1((value.clone(),))?;
+                        let fixed = normalize.call1((value.clone(), offset))?;
                         if let Ok(b) = fixed.cast::<PyBytes>() {
                             let b = b.as_bytes();
                             if b.len() >= 5 {
