@@ -100,6 +100,9 @@ class NativeReplayer:
             [t.name_with(prefix) for t in names],
             compacted=[t.name_with(prefix) for t in COMPACTED],
         )
+        # set-up, like the topics: the registry round trips for the output schema ids happen here
+        for topic in _OUTPUTS:
+            self.serde.codec(topic).header()
 
     def core(self) -> Any:
         """A `ReplayCore` running the services with their own settings, in `--through` order."""
@@ -126,11 +129,13 @@ class NativeReplayer:
         spans: Sequence[PartitionSpan],
         total: int | None,
         batches: Callable[[KafkaSettings, PartitionSpan], Iterator[list[Message]]] = raw_batches,
+        source_serde: Serde | None = None,
     ) -> ReplayResult:
         """Replay the spans (of `source`) through the services; outputs produced under the target."""
         started = time.monotonic()
         core = self.core()
-        source_serde = Serde(source.schema_registry_url, source.topic_prefix)
+        if source_serde is None:
+            source_serde = Serde(source.schema_registry_url, source.topic_prefix)
         live = [span for span in spans if span.size]  # by the core's stream index
         readers: list[Iterator[list[Message]]] = []
         normalizers: list[Callable[[bytes | None, int], bytes | None]] = []
@@ -162,11 +167,11 @@ class NativeReplayer:
                     last_report = time.monotonic()
                     self._report(core.processed, total, last_report - started)
                 continue
-            self._produce(core.take())
+            self._produce(core)
             if need == -1:
                 break
         core.finish()
-        self._produce(core.take())
+        self._produce(core)
         if self.producer.flush(120) != 0:
             raise RuntimeError("replay: records still undelivered after 120 s")
         elapsed = time.monotonic() - started
@@ -187,21 +192,23 @@ class NativeReplayer:
 
         return normalize
 
-    def _produce(self, outputs: list[tuple[int, bytes, Any]]) -> None:
+    def _produce(self, core: Any) -> None:
+        """Produce what the core emitted: values straight from native code, continuity events here."""
         prefix = self.target.topic_prefix
-        names = [t.name_with(prefix) for t in _OUTPUTS]
-        produce, poll = self.producer.produce, self.producer.poll
-        for kind, key, value in outputs:
-            if kind == _CONTINUITY:
-                record, origin = value
-                log.info("%s %s at %s: %s", record["symbol"], record["event"], origin, record["detail"])
-                value = self.serde.encode(Topic.CONTINUITY, record)
-            while True:
-                try:
-                    produce(names[kind], value, key)
-                    break
-                except BufferError:
-                    poll(0.1)  # local queue full: let librdkafka deliver, then retry (bounded memory)
+        names = [t.name_with(prefix) for t in _OUTPUTS[:_CONTINUITY]]
+        core.produce(self.producer, names, self._continuity)
+
+    def _continuity(self, record: dict[str, Any], origin: str) -> None:
+        log.info("%s %s at %s: %s", record["symbol"], record["event"], origin, record["detail"])
+        value = self.serde.encode(Topic.CONTINUITY, record)
+        while True:
+            try:
+                self.producer.produce(
+                    Topic.CONTINUITY.name_with(self.target.topic_prefix), value, record["symbol"].encode()
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.1)  # local queue full: let librdkafka deliver, then retry
 
     def _report(self, done: int, total: int | None, elapsed: float) -> None:
         if self.progress is not None:

@@ -270,7 +270,10 @@ fn apply_side(side: &mut Side, levels: &[(&str, &str)], negate: bool, pp: u32, q
 /// `str(value)` of a non-negative int (the checksum piece of a price, "0" included, as the reference).
 fn push_int(out: &mut String, value: i128) {
     use std::fmt::Write;
-    let _ = write!(out, "{value}");
+    let _ = match u64::try_from(value) {
+        Ok(v) => write!(out, "{v}"), // formatting a u64 is several times cheaper than an i128
+        Err(_) => write!(out, "{value}"),
+    };
 }
 
 #[derive(Default)]

@@ -5,7 +5,7 @@
 /// Scaled integer → decimal text with exactly `precision` decimals (the inverse of `to_fixed`).
 pub fn fixed_to_text(value: i128, precision: u32) -> String {
     let p = precision as usize;
-    let digits = value.unsigned_abs().to_string();
+    let digits = digits_of(value.unsigned_abs());
     let mut out = String::with_capacity(digits.len() + p + 3);
     if value < 0 {
         out.push('-');
@@ -18,6 +18,14 @@ pub fn fixed_to_text(value: i128, precision: u32) -> String {
         out.insert(out.len() - p, '.');
     }
     out
+}
+
+/// Decimal digits of a value; through u64 when it fits (formatting a u128 costs several times more).
+pub fn digits_of(value: u128) -> String {
+    match u64::try_from(value) {
+        Ok(v) => v.to_string(),
+        Err(_) => value.to_string(),
+    }
 }
 
 /// numerator/denominator (both ≥ 0, denominator > 0) rounded half-even to `decimals` decimals, as

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -325,6 +325,23 @@ impl ReplayCore {
     }
 }
 
+/// The `kracked.continuity` record of an event (as `BookService._continuity` builds it) and its origin.
+fn continuity_dict(py: Python<'_>, c: Continuity) -> PyResult<(Bound<'_, PyDict>, String)> {
+    let d = PyDict::new(py);
+    d.set_item("event", c.event)?;
+    d.set_item("source", "book")?;
+    d.set_item("channel", "book")?;
+    d.set_item("symbol", &c.symbol)?;
+    d.set_item("gap_start", py.None())?;
+    d.set_item("gap_end", py.None())?;
+    d.set_item("expected", c.expected)?;
+    d.set_item("received", c.received)?;
+    d.set_item("epoch", c.epoch)?;
+    d.set_item("detail", &c.detail)?;
+    d.set_item("ts", c.ts)?;
+    Ok((d, c.origin))
+}
+
 fn decode(book: bool, body: &[u8]) -> Result<(Rec, i64), String> {
     if book {
         let b = read_book(body)?;
@@ -490,9 +507,9 @@ impl ReplayCore {
         Ok(())
     }
 
-    /// The outputs so far, in emission order: (kind, key, value) with kind 0 = `kracked.book.top`,
-    /// 1 = `kracked.bars` (value: encoded bytes), 2 = `kracked.continuity` (value: (record dict,
-    /// origin text for the log line)).
+    /// The outputs so far, in emission order: (kind, key, value) for kind 0 = `kracked.book.top` and
+    /// 1 = `kracked.bars` (key and value: bytes), (2, record dict, origin text) for a
+    /// `kracked.continuity` event (for tests and callers that produce themselves).
     fn take<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         for output in self.outputs.drain(..) {
@@ -501,23 +518,51 @@ impl ReplayCore {
                     list.append((kind, PyBytes::new(py, key.as_bytes()), PyBytes::new(py, &value)))?;
                 }
                 Output::Continuity(c) => {
-                    let d = PyDict::new(py);
-                    d.set_item("event", c.event)?;
-                    d.set_item("source", "book")?;
-                    d.set_item("channel", "book")?;
-                    d.set_item("symbol", &c.symbol)?;
-                    d.set_item("gap_start", py.None())?;
-                    d.set_item("gap_end", py.None())?;
-                    d.set_item("expected", c.expected)?;
-                    d.set_item("received", c.received)?;
-                    d.set_item("epoch", c.epoch)?;
-                    d.set_item("detail", &c.detail)?;
-                    d.set_item("ts", c.ts)?;
-                    list.append((OUT_CONTINUITY, PyBytes::new(py, c.symbol.as_bytes()), (d, c.origin)))?;
+                    let (d, origin) = continuity_dict(py, c)?;
+                    list.append((OUT_CONTINUITY, d, origin))?;
                 }
             }
         }
         Ok(list)
+    }
+
+    /// Produce the outputs so far, in emission order, with `producer.produce(topic, value, key)` to
+    /// `names[kind]` (kind 0 = `kracked.book.top`, 1 = `kracked.bars`); a full local queue is waited
+    /// out with `producer.poll(0.1)`, as `Outbox` does. Continuity events go to `continuity(record
+    /// dict, origin text)` (the Python encoder and log line). Returns how many values were produced.
+    fn produce<'py>(
+        &mut self,
+        py: Python<'py>,
+        producer: &Bound<'py, PyAny>,
+        names: Vec<Bound<'py, PyAny>>,
+        continuity: &Bound<'py, PyAny>,
+    ) -> PyResult<usize> {
+        let produce = producer.getattr("produce")?;
+        let mut count = 0;
+        let outputs = std::mem::take(&mut self.outputs);
+        for output in outputs {
+            match output {
+                Output::Value(kind, key, value) => {
+                    let name = names.get(kind as usize).ok_or_else(|| PyValueError::new_err("no topic name"))?;
+                    let args = (name, PyBytes::new(py, &value), PyBytes::new(py, key.as_bytes()));
+                    loop {
+                        match produce.call1(args.clone()) {
+                            Ok(_) => break,
+                            Err(e) if e.is_instance_of::<PyBufferError>(py) => {
+                                producer.call_method1("poll", (0.1,))?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    count += 1;
+                }
+                Output::Continuity(c) => {
+                    let (record, origin) = continuity_dict(py, c)?;
+                    continuity.call1((record, origin))?;
+                }
+            }
+        }
+        Ok(count)
     }
 
     /// Records replayed so far.
