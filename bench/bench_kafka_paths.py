@@ -6,8 +6,10 @@ resyncs) and `kraken.trade` records (synthetic), then measures on one core, reco
 * `consume + decode`: plus Avro decode with the project's serde;
 * `book from Kafka`: consume + decode + `BookKeeper` with a checksum check on every update (issue: book);
 * `replay → book + bars`: `kracked replay --through book,bars --speed max` on both topics, merged in
-  event-time order, outputs produced (issue: replay), against a raw consume of both topics;
-* `replay, pre-read`: the same replay over records already read and decoded (the services, the merge
+  event-time order, outputs produced (issue: replay), against a raw consume of both topics: the path
+  `kracked replay` takes for it, the native one (`consumers/replay/native_engine.py`);
+* `replay, Python engine`: the same replay on the general engine (`--engine python`), from Kafka;
+* `replay, pre-read`: the Python engine over records already read and decoded (the services, the merge
   and the producer alone: what the Kafka read costs is the difference).
 
 Each figure is measured `--repeat` times (the machine may be shared and noisy) and printed as a range.
@@ -23,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,6 +36,7 @@ from bench.bench_book import sdk_records  # noqa: E402
 from consumers.book.domain import BookKeeper, Verdict  # noqa: E402
 from consumers.replay.domain import ReplayItem, merge  # noqa: E402
 from consumers.replay.engine import Replayer  # noqa: E402
+from consumers.replay.native_engine import NativeReplayer  # noqa: E402
 from consumers.replay.source import Range, plan, read_span  # noqa: E402
 from kracked.kafka import consumer_config, ensure_topics, make_producer  # noqa: E402
 from kracked.settings import KafkaSettings  # noqa: E402
@@ -162,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw consume (both)   {span(raw2)} records/s")
     spans = plan(settings, [Topic.BOOK, Topic.TRADE], Range())
     total = sum(s.size for s in spans)
+    natives = [native_replay(base, settings, f"nat{i}.", total, args.book_cadence_ms) for i in runs]
+    print(
+        f"replay → book + bars {span(natives)} events/s   (ratio to raw consume {max(natives) / max(raw2):.2f}); "
+        f"target {REPLAY_TARGET:,}/s: {'met' if max(natives) >= REPLAY_TARGET else 'MISSED'}"
+    )
     replays = [
         replay(
             base,
@@ -174,18 +183,41 @@ def main(argv: list[str] | None = None) -> int:
         for i in runs
     ]
     print(
-        f"replay → book + bars {span(replays)} events/s   (ratio to raw consume {max(replays) / max(raw2):.2f}); "
-        f"target {REPLAY_TARGET:,}/s: {'met' if max(replays) >= REPLAY_TARGET else 'MISSED'}"
+        f"replay, Python engine {span(replays)} events/s   (ratio to raw consume {max(replays) / max(raw2):.2f})"
     )
     items = list(merge([read_span(settings, serde, s) for s in spans]))
     pre = [replay(base, settings, f"pre{i}.", iter(items), total, args.book_cadence_ms) for i in runs]
-    print(f"replay, pre-read     {span(pre)} events/s   (services + merge + produce, no Kafka read)")
+    print(
+        f"replay, pre-read     {span(pre)} events/s   (Python engine: services + merge + produce, no Kafka read)"
+    )
     return 0
 
 
 def rate(result: tuple[int, float]) -> float:
     n, seconds = result
     return n / seconds
+
+
+def services(cadence_ms: int) -> list[Any]:
+    """The services of `replay --through book,bars --bars-intervals 1m,5m --bars-grace-ms 0`."""
+    from consumers.bars.service import BarsService
+    from consumers.book.service import BookService
+
+    return [BookService(cadence_ms=cadence_ms), BarsService((60, 300), 0)]
+
+
+def native_replay(
+    base: KafkaSettings, settings: KafkaSettings, out: str, total: int, cadence_ms: int
+) -> float:
+    """One `replay --through book,bars --speed max` as `kracked replay` runs it (the native path, reading
+    Kafka itself) into `<prefix><out>`; events/s."""
+    target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, settings.topic_prefix + out)
+    replayer = NativeReplayer(target, services(cadence_ms))
+    replayer.prepare([Topic.BOOK, Topic.TRADE])
+    spans = plan(settings, [Topic.BOOK, Topic.TRADE], Range())
+    result = replayer.run(settings, spans, total)
+    assert result.records == total, f"replayed {result.records} of {total}"
+    return result.records / result.elapsed_s
 
 
 def replay(
@@ -196,17 +228,9 @@ def replay(
     total: int,
     cadence_ms: int = 0,
 ) -> float:
-    """One `replay --through book,bars --speed max` into `<prefix><out>`; events/s."""
-    from consumers.bars.service import BarsService
-    from consumers.book.service import BookService
-
+    """One `replay --through book,bars --speed max --engine python` into `<prefix><out>`; events/s."""
     target = KafkaSettings(base.bootstrap_servers, base.schema_registry_url, settings.topic_prefix + out)
-    replayer = Replayer(
-        target,
-        [BookService(cadence_ms=cadence_ms), BarsService((60, 300), 0)],
-        republish=False,
-        speed=None,
-    )
+    replayer = Replayer(target, services(cadence_ms), republish=False, speed=None)
     replayer.prepare([Topic.BOOK, Topic.TRADE])
     result = replayer.run(items, total)
     return result.records / result.elapsed_s

@@ -104,6 +104,12 @@ class Codec:
             self._writers[self._schema_id] = self.reader
         return self._schema_id
 
+    def header(self) -> bytes:
+        """The Confluent wire-format header of our schema (magic byte + schema id), for native code
+        that writes or reads the body itself."""
+        self.schema_id()
+        return self._header
+
     def encode(self, record: Mapping[str, Any]) -> bytes:
         write = self._write
         if write is None:

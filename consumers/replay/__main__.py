@@ -131,6 +131,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed", default="max", help="1 = real time by ts_event, N = N× faster, max = as fast as possible"
     )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "native", "python"],
+        default="auto",
+        help="auto = the native path when it can run this replay (--through book,bars on kraken.book/"
+        "kraken.trade at max speed), else the Python engine; native = fail if it cannot",
+    )
     p.add_argument("--log-level", default=None)
     return p
 
@@ -158,6 +165,15 @@ def main(argv: Sequence[str]) -> int:
     names = [n.strip() for n in args.through.split(",") if n.strip()]
     services = build_services(names, args)
     republish = args.republish if args.republish is not None else not services
+    why_not_native = None if args.parquet is None else "it reads Kafka ranges only, not --parquet"
+    if why_not_native is None and args.engine != "python":
+        from consumers.replay.native_engine import unsupported
+
+        why_not_native = unsupported(topics, services, speed, republish)
+    elif why_not_native is None:
+        why_not_native = "--engine python"
+    if args.engine == "native" and why_not_native:
+        raise ConfigError(f"--engine native cannot run this replay: {why_not_native}")
     if args.parquet is not None:
         from consumers.replay.parquet_source import parquet_streams
 
@@ -178,14 +194,23 @@ def main(argv: Sequence[str]) -> int:
         )
         spans = plan(source, topics, span)
         total = sum(s.size for s in spans)
-        serde = Serde(source.schema_registry_url, source.topic_prefix)
-        streams = [read_span(source, serde, s) for s in spans if s.size]
         where = ", ".join(t.name_with(source_prefix) for t in topics)
     if total == 0:
         raise ConfigError(f"nothing to replay: the range is empty in {where}")
-    replayer = Replayer(target, services, republish, speed, default_progress())
-    replayer.prepare(topics)
-    result = replayer.run(merge(streams), total)
+    if not why_not_native:
+        from consumers.replay.native_engine import NativeReplayer
+
+        fast = NativeReplayer(target, services, default_progress())
+        fast.prepare(topics)
+        result = fast.run(source, spans, total)
+    else:
+        if args.parquet is None:
+            serde = Serde(source.schema_registry_url, source.topic_prefix)
+            streams = [read_span(source, serde, s) for s in spans if s.size]
+        log.debug("Python replay engine: the native path does not apply (%s)", why_not_native)
+        replayer = Replayer(target, services, republish, speed, default_progress())
+        replayer.prepare(topics)
+        result = replayer.run(merge(streams), total)
     summary = (
         f"replayed {result.records:,} records from {where} in {result.elapsed_s:.1f}s "
         f"({result.records / max(result.elapsed_s, 1e-9):,.0f}/s)"

@@ -76,17 +76,17 @@ def _offset_for_time(consumer: Consumer, name: str, partition: int, ts_ms: int, 
     return high if found.offset < 0 else int(found.offset)
 
 
-def read_span(
-    settings: KafkaSettings, serde: Serde, span: PartitionSpan, batch: int = 5000
-) -> Iterator[ReplayItem]:
-    """The records of one partition span, decoded, in offset order (undecodable values are skipped)."""
+def raw_batches(settings: KafkaSettings, span: PartitionSpan, batch: int = 5000) -> Iterator[list[Message]]:
+    """The messages of one partition span, as consumed (undecoded), batch by batch in offset order.
+
+    A batch may end with messages past the span (the reader of the batch stops at `span.end`)."""
     if span.size == 0:
         return
     consumer = Consumer(consumer_config(settings, "kracked-replay-reader"))
     consumer.assign([TopicPartition(span.name, span.partition, span.start)])
     following = span.start  # offset after the last record read
     try:
-        while True:
+        while following < span.end:
             # never ask for more than the span holds: at its end a larger batch would wait out the timeout
             messages = consumer.consume(max(1, min(batch, span.end - following)), 1.0)
             if not messages:
@@ -94,17 +94,26 @@ def read_span(
                 if position >= span.end:  # transaction markers may sit at the end of the span
                     return
                 continue
-            last = messages[-1]
-            if last.error() is None:
-                following = (last.offset() or 0) + 1
-            items, done = _decode_batch(span, serde, messages)
-            # handing the whole batch over with `yield from` resumes this frame once per batch, not
-            # once per record
-            yield from items
-            if done:
-                return
+            for msg in reversed(messages):
+                if msg.error() is None:
+                    following = max(following, (msg.offset() or 0) + 1)
+                    break
+            yield messages
     finally:
         consumer.close()
+
+
+def read_span(
+    settings: KafkaSettings, serde: Serde, span: PartitionSpan, batch: int = 5000
+) -> Iterator[ReplayItem]:
+    """The records of one partition span, decoded, in offset order (undecodable values are skipped)."""
+    for messages in raw_batches(settings, span, batch):
+        items, done = _decode_batch(span, serde, messages)
+        # handing the whole batch over with `yield from` resumes this frame once per batch, not
+        # once per record
+        yield from items
+        if done:
+            return
 
 
 def _decode_batch(

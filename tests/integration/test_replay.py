@@ -96,6 +96,41 @@ def test_replay_twice_is_byte_identical_and_equals_live(kafka: KafkaTest) -> Non
     assert sorted(read_all(first, Topic.BARS), key=key) == sorted(live_bars, key=key)
 
 
+def test_native_and_python_engines_give_byte_identical_outputs(kafka: KafkaTest) -> None:
+    kafka.create_topics(
+        Topic.BOOK, Topic.TRADE, Topic.BOOK_TOP, Topic.BARS, Topic.CONTINUITY, Topic.DEADLETTER
+    )
+    books = sdk_records(epoch=1)
+    for i, record in enumerate(books):
+        record["ts_recv"] = 1_700_000_000_000_000 + i * 1000
+    books.append({**books[5], "checksum": books[5]["checksum"] ^ 1})  # a mismatch: continuity + invalid top
+    produce(kafka, Topic.BOOK, books)
+    produce(kafka, Topic.TRADE, synthetic_trades(1500, seed=11))
+    targets = {engine: with_prefix(kafka, f"{kafka.prefix}{engine}.") for engine in ("native", "python")}
+    for engine, target in targets.items():
+        proc = replay(
+            kafka,
+            "--topics",
+            "kraken.book,kraken.trade",
+            "--through",
+            "book,bars",
+            "--into",
+            target.prefix,
+            "--bars-intervals",
+            "1m,5m",
+            "--book-cadence-ms",
+            "50",
+            "--engine",
+            engine,
+        )
+        assert proc.returncode == 0, proc.stderr
+    for topic in (Topic.BOOK_TOP, Topic.BARS, Topic.CONTINUITY):
+        native, python = raw_values(targets["native"], topic), raw_values(targets["python"], topic)
+        assert native == python and native, topic
+    refused = replay(kafka, "--topics", "kraken.trade", "--engine", "native", "--speed", "2", "--into", "x.")
+    assert refused.returncode == 2 and "max speed" in refused.stderr
+
+
 def test_republish_keeps_keys_order_and_timestamps_and_errors_are_clear(kafka: KafkaTest) -> None:
     kafka.create_topics(Topic.TRADE, Topic.DEADLETTER)
     trades = synthetic_trades(300, seed=5)
