@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from confluent_kafka import Message, Producer
+from kracked_native import ReplayCore
 
 from consumers.bars.service import BarsService
 from consumers.book.service import BookService
@@ -104,10 +105,8 @@ class NativeReplayer:
         for topic in _OUTPUTS:
             self.serde.codec(topic).header()
 
-    def core(self) -> Any:
+    def core(self) -> ReplayCore:
         """A `ReplayCore` running the services with their own settings, in `--through` order."""
-        from kracked_native import ReplayCore
-
         core = ReplayCore()
         for service in self.services:
             if isinstance(service, BookService):

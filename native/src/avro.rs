@@ -42,13 +42,11 @@ pub fn write_opt_long(buf: &mut Vec<u8>, value: Option<i64>) {
 }
 
 /// Reads Avro binary from a byte slice; every read checks bounds (Err = truncated or corrupt data).
-#[allow(dead_code)] // until a decoder uses it
 pub struct Reader<'a> {
     pub data: &'a [u8],
     pub pos: usize,
 }
 
-#[allow(dead_code)]
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8], pos: usize) -> Self {
         Reader { data, pos }

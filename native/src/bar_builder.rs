@@ -94,7 +94,15 @@ impl OpenBar {
         }
     }
 
-    fn add(&mut self, key: (i64, i64), price: i128, qty: i128, side: &str, partition: i64, offset: i64) -> Result<(), String> {
+    fn add(
+        &mut self,
+        key: (i64, i64),
+        price: i128,
+        qty: i128,
+        side: &str,
+        partition: i64,
+        offset: i64,
+    ) -> Result<(), String> {
         if self.count > 0 {
             if key < self.open_key {
                 self.open_key = key;
@@ -146,19 +154,29 @@ impl BarBuilder {
         intervals.sort_unstable();
         intervals.dedup();
         if intervals.is_empty() || intervals[0] <= 0 {
-            return Err(format!("intervals must be positive seconds, got {intervals:?}"));
+            return Err(format!(
+                "intervals must be positive seconds, got {intervals:?}"
+            ));
         }
         if grace_us < 0 {
             return Err("grace_us must not be negative".into());
         }
-        Ok(BarBuilder { intervals_s: intervals, grace_us, watermark: i64::MIN, symbols: HashMap::new() })
+        Ok(BarBuilder {
+            intervals_s: intervals,
+            grace_us,
+            watermark: i64::MIN,
+            symbols: HashMap::new(),
+        })
     }
 
     /// Add one trade; the bars it closed, in (end, interval) order. Err on unreadable decimal text,
     /// before touching any state.
     pub fn add_trade(&mut self, t: &TradeInput) -> Result<Vec<Bar>, String> {
         if !(t.price.is_ascii() && t.qty.is_ascii()) {
-            return Err(format!("trade {} of {}: non-ASCII decimal text", t.trade_id, t.symbol));
+            return Err(format!(
+                "trade {} of {}: non-ASCII decimal text",
+                t.trade_id, t.symbol
+            ));
         }
         let price = py_to_fixed(t.price, INTERNAL_SCALE)?;
         let qty = py_to_fixed(t.qty, INTERNAL_SCALE)?;
@@ -172,7 +190,13 @@ impl BarBuilder {
             ));
         }
         if !self.symbols.contains_key(t.symbol) {
-            let state = Symbol { price_dp: 0, qty_dp: 0, max_trade_id: None, watermark: i64::MIN, bars: HashMap::new() };
+            let state = Symbol {
+                price_dp: 0,
+                qty_dp: 0,
+                max_trade_id: None,
+                watermark: i64::MIN,
+                bars: HashMap::new(),
+            };
             self.symbols.insert(t.symbol.to_string(), state);
         }
         let state = self.symbols.get_mut(t.symbol).expect("symbol exists");
@@ -229,7 +253,12 @@ fn sort_bars(bars: &mut [Bar]) {
     bars.sort_by(|a, b| (a.end, a.interval_s, &a.symbol).cmp(&(b.end, b.interval_s, &b.symbol)));
 }
 
-fn close(symbol: &str, state: &mut Symbol, limit: i128, closed: &mut Vec<Bar>) -> Result<(), String> {
+fn close(
+    symbol: &str,
+    state: &mut Symbol,
+    limit: i128,
+    closed: &mut Vec<Bar>,
+) -> Result<(), String> {
     for (&interval, open) in state.bars.iter_mut() {
         while let Some(entry) = open.first_entry() {
             if entry.get().end as i128 > limit {
@@ -237,19 +266,40 @@ fn close(symbol: &str, state: &mut Symbol, limit: i128, closed: &mut Vec<Bar>) -
             }
             let start = *entry.key();
             let bar = entry.remove();
-            closed.push(emit(symbol, interval, start, &bar, state.price_dp, state.qty_dp)?);
+            closed.push(emit(
+                symbol,
+                interval,
+                start,
+                &bar,
+                state.price_dp,
+                state.qty_dp,
+            )?);
         }
     }
     Ok(())
 }
 
-fn emit(symbol: &str, interval: i64, start: i64, bar: &OpenBar, pdp: u32, qdp: u32) -> Result<Bar, String> {
+fn emit(
+    symbol: &str,
+    interval: i64,
+    start: i64,
+    bar: &OpenBar,
+    pdp: u32,
+    qdp: u32,
+) -> Result<Bar, String> {
     let pdiv = 10i128.pow(INTERNAL_SCALE - pdp);
     let qdiv = 10i128.pow(INTERNAL_SCALE - qdp);
     let vwap = if bar.volume != 0 {
         // notional has 2·scale decimals, volume 1·scale: vwap = notional / (volume · 10^scale)
-        let denominator = bar.volume.checked_mul(SCALE).ok_or("bar volume overflows 128-bit fixed point")?;
-        Some(ratio_text(bar.notional, denominator, pdp + VWAP_EXTRA_DECIMALS)?)
+        let denominator = bar
+            .volume
+            .checked_mul(SCALE)
+            .ok_or("bar volume overflows 128-bit fixed point")?;
+        Some(ratio_text(
+            bar.notional,
+            denominator,
+            pdp + VWAP_EXTRA_DECIMALS,
+        )?)
     } else {
         None
     };
@@ -280,22 +330,58 @@ mod tests {
     use super::*;
 
     fn trade<'a>(id: i64, ts: i64, price: &'a str, qty: &'a str, side: &'a str) -> TradeInput<'a> {
-        TradeInput { symbol: "BTC/USD", side, price, qty, trade_id: id, ts_event: ts, partition: 0, offset: id }
+        TradeInput {
+            symbol: "BTC/USD",
+            side,
+            price,
+            qty,
+            trade_id: id,
+            ts_event: ts,
+            partition: 0,
+            offset: id,
+        }
     }
 
     #[test]
     fn a_bar_closes_when_the_next_interval_starts() {
         let mut b = BarBuilder::new(&[60], 0).unwrap();
-        assert!(b.add_trade(&trade(1, 0, "10.5", "1", "buy")).unwrap().is_empty());
-        assert!(b.add_trade(&trade(2, 1, "11", "3", "sell")).unwrap().is_empty());
-        assert!(b.add_trade(&trade(2, 2, "99", "3", "sell")).unwrap().is_empty()); // duplicate
+        assert!(b
+            .add_trade(&trade(1, 0, "10.5", "1", "buy"))
+            .unwrap()
+            .is_empty());
+        assert!(b
+            .add_trade(&trade(2, 1, "11", "3", "sell"))
+            .unwrap()
+            .is_empty());
+        assert!(b
+            .add_trade(&trade(2, 2, "99", "3", "sell"))
+            .unwrap()
+            .is_empty()); // duplicate
         let closed = b.add_trade(&trade(3, 60 * US, "12", "1", "buy")).unwrap();
         assert_eq!(closed.len(), 1);
         let bar = &closed[0];
-        assert_eq!((bar.open.as_str(), bar.high.as_str(), bar.low.as_str(), bar.close.as_str()), ("10.5", "11.0", "10.5", "11.0"));
-        assert_eq!((bar.volume.as_str(), bar.buy_volume.as_str(), bar.sell_volume.as_str()), ("4", "1", "3"));
+        assert_eq!(
+            (
+                bar.open.as_str(),
+                bar.high.as_str(),
+                bar.low.as_str(),
+                bar.close.as_str()
+            ),
+            ("10.5", "11.0", "10.5", "11.0")
+        );
+        assert_eq!(
+            (
+                bar.volume.as_str(),
+                bar.buy_volume.as_str(),
+                bar.sell_volume.as_str()
+            ),
+            ("4", "1", "3")
+        );
         assert_eq!(bar.vwap.as_deref(), Some("10.87500")); // (10.5 + 33) / 4, 1 + 4 decimals
-        assert_eq!((bar.trade_count, bar.first_trade_id, bar.last_trade_id), (2, 1, 2));
+        assert_eq!(
+            (bar.trade_count, bar.first_trade_id, bar.last_trade_id),
+            (2, 1, 2)
+        );
         assert!(b.add_trade(&trade(4, 0, "1", "x", "buy")).is_err());
     }
 }

@@ -20,7 +20,9 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::bar_builder::{Bar, BarBuilder, TradeInput};
 use crate::book_keeper::{BookInput, Keeper, Outcome, Transition, Verdict};
-use crate::replay_avro::{read_book, read_trade, text, write_bar, write_top, BookBody, TopHead, TradeBody};
+use crate::replay_avro::{
+    read_book, read_trade, text, write_bar, write_top, BookBody, TopHead, TradeBody,
+};
 
 /// The engine's "end of input" clock (`consumers/replay/engine.py::END_OF_INPUT_US`).
 const END_OF_INPUT_US: i64 = 1 << 62;
@@ -106,19 +108,38 @@ fn gcd(a: i64, b: i64) -> i64 {
 }
 
 impl BookSvc {
-    fn handle(&mut self, streams: &[Stream], out: &mut Vec<Output>, src: Source, symbol: &str, input: &BookInput) {
+    fn handle(
+        &mut self,
+        streams: &[Stream],
+        out: &mut Vec<Output>,
+        src: Source,
+        symbol: &str,
+        input: &BookInput,
+    ) {
         let result = self.keeper.process(input);
         let (verdict, transition) = (result.verdict, result.transition);
         if transition != Transition::None || verdict != Verdict::Ok {
-            if transition == Transition::BecameInvalid || (verdict == Verdict::Mismatch && transition == Transition::None) {
-                out.push(Output::Continuity(continuity(&streams[src.stream], &src, symbol, &result)));
+            if transition == Transition::BecameInvalid
+                || (verdict == Verdict::Mismatch && transition == Transition::None)
+            {
+                out.push(Output::Continuity(continuity(
+                    &streams[src.stream],
+                    &src,
+                    symbol,
+                    &result,
+                )));
                 if transition == Transition::BecameInvalid {
                     self.publish(streams, out, &src, symbol, false);
                 }
                 return;
             }
             if matches!(transition, Transition::Recovered | Transition::BecameValid) {
-                out.push(Output::Continuity(continuity(&streams[src.stream], &src, symbol, &result)));
+                out.push(Output::Continuity(continuity(
+                    &streams[src.stream],
+                    &src,
+                    symbol,
+                    &result,
+                )));
             }
         }
         if !(result.valid && result.top_changed) {
@@ -157,7 +178,14 @@ impl BookSvc {
     }
 
     /// `BookService._publish` of the symbol's current top (nothing before its first snapshot).
-    fn publish(&mut self, streams: &[Stream], out: &mut Vec<Output>, src: &Source, symbol: &str, checksum_ok: bool) {
+    fn publish(
+        &mut self,
+        streams: &[Stream],
+        out: &mut Vec<Output>,
+        src: &Source,
+        symbol: &str,
+        checksum_ok: bool,
+    ) {
         let valid = self.keeper.is_valid(symbol);
         let Some(book) = self.keeper.book(symbol) else {
             return;
@@ -198,7 +226,10 @@ fn continuity(stream: &Stream, src: &Source, symbol: &str, result: &Outcome) -> 
             ),
         )
     } else if result.valid {
-        ("snapshot_reset", format!("kraken.book: book verified from the snapshot of epoch {epoch_text}"))
+        (
+            "snapshot_reset",
+            format!("kraken.book: book verified from the snapshot of epoch {epoch_text}"),
+        )
     } else {
         let mut detail = format!("kraken.book: {}", result.verdict.value());
         if let Some(error) = result.error.as_deref().filter(|e| !e.is_empty()) {
@@ -227,7 +258,8 @@ impl BarsSvc {
         if ts >= self.next_close {
             let closed = self.builder.advance(ts)?;
             self.emit(out, closed);
-            self.next_close = ((ts - self.grace_us).div_euclid(self.step_us) + 1) * self.step_us + self.grace_us;
+            self.next_close =
+                ((ts - self.grace_us).div_euclid(self.step_us) + 1) * self.step_us + self.grace_us;
         }
         Ok(())
     }
@@ -260,7 +292,9 @@ impl ReplayCore {
         let body = &item.body;
         match &item.rec {
             Rec::Book(b) => {
-                let Some(svc) = self.book.as_mut() else { return Ok(()) };
+                let Some(svc) = self.book.as_mut() else {
+                    return Ok(());
+                };
                 if !stream.book {
                     return Ok(());
                 }
@@ -281,14 +315,21 @@ impl ReplayCore {
                     depth: b.depth,
                     epoch: b.epoch,
                 };
-                let src = Source { stream: index, offset: item.offset, ts_event: b.ts_event, ts_recv: b.ts_recv };
+                let src = Source {
+                    stream: index,
+                    offset: item.offset,
+                    ts_event: b.ts_event,
+                    ts_recv: b.ts_recv,
+                };
                 svc.handle(&self.streams, &mut self.outputs, src, symbol, &input);
                 if svc.cadence_us > 0 {
                     svc.tick(&self.streams, &mut self.outputs, item.event_us);
                 }
             }
             Rec::Trade(t) => {
-                let Some(svc) = self.bars.as_mut() else { return Ok(()) };
+                let Some(svc) = self.bars.as_mut() else {
+                    return Ok(());
+                };
                 let trade = TradeInput {
                     symbol: text(body, &t.symbol),
                     side: text(body, &t.side),
@@ -358,7 +399,15 @@ fn decode(book: bool, body: &[u8]) -> Result<(Rec, i64), String> {
 impl ReplayCore {
     #[new]
     fn new() -> Self {
-        ReplayCore { streams: Vec::new(), book: None, bars: None, order: Vec::new(), outputs: Vec::new(), processed: 0, finished: false }
+        ReplayCore {
+            streams: Vec::new(),
+            book: None,
+            bars: None,
+            order: Vec::new(),
+            outputs: Vec::new(),
+            processed: 0,
+            finished: false,
+        }
     }
 
     /// Run `BookService(top_n, cadence_ms)` on the `kraken.book` streams; `header` = the Confluent
@@ -376,8 +425,15 @@ impl ReplayCore {
     }
 
     /// Run `BarsService(intervals_s, grace_ms, idle_delay_ms)` on the `kraken.trade` streams.
-    fn with_bars(&mut self, intervals_s: Vec<i64>, grace_ms: i64, idle_delay_ms: i64, header: Vec<u8>) -> PyResult<()> {
-        let builder = BarBuilder::new(&intervals_s, grace_ms * 1000).map_err(PyValueError::new_err)?;
+    fn with_bars(
+        &mut self,
+        intervals_s: Vec<i64>,
+        grace_ms: i64,
+        idle_delay_ms: i64,
+        header: Vec<u8>,
+    ) -> PyResult<()> {
+        let builder =
+            BarBuilder::new(&intervals_s, grace_ms * 1000).map_err(PyValueError::new_err)?;
         let step = intervals_s.iter().copied().fold(0, gcd) * 1_000_000;
         self.bars = Some(BarsSvc {
             builder,
@@ -395,7 +451,15 @@ impl ReplayCore {
     /// header of the values this core decodes itself (others go through `normalize` in `push`).
     /// Returns the stream's index.
     #[allow(clippy::too_many_arguments)]
-    fn add_stream(&mut self, topic_index: i64, book: bool, name: String, partition: i64, end: i64, header: Vec<u8>) -> usize {
+    fn add_stream(
+        &mut self,
+        topic_index: i64,
+        book: bool,
+        name: String,
+        partition: i64,
+        end: i64,
+        header: Vec<u8>,
+    ) -> usize {
         self.streams.push(Stream {
             topic_index,
             book,
@@ -421,12 +485,18 @@ impl ReplayCore {
         normalize: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<(i64, String)>> {
         let mut skipped = Vec::new();
-        let s = self.streams.get_mut(stream).ok_or_else(|| PyValueError::new_err("no such stream"))?;
+        let s = self
+            .streams
+            .get_mut(stream)
+            .ok_or_else(|| PyValueError::new_err("no such stream"))?;
         for msg in messages.iter() {
             if !msg.call_method0("error")?.is_none() {
                 continue;
             }
-            let offset: i64 = msg.call_method0("offset")?.extract::<Option<i64>>()?.unwrap_or(0);
+            let offset: i64 = msg
+                .call_method0("offset")?
+                .extract::<Option<i64>>()?
+                .unwrap_or(0);
             if offset >= s.end {
                 s.finished = true;
                 break;
@@ -436,7 +506,9 @@ impl ReplayCore {
             {
                 let bytes = value.cast::<PyBytes>().ok().map(|b| b.as_bytes());
                 match bytes {
-                    Some(b) if b.len() >= 5 && b[..5] == s.header[..] => owned = Some(b[5..].to_vec()),
+                    Some(b) if b.len() >= 5 && b[..5] == s.header[..] => {
+                        owned = Some(b[5..].to_vec())
+                    }
                     _ => {
                         let fixed = normalize.call1((value.clone(), offset))?;
                         if let Ok(b) = fixed.cast::<PyBytes>() {
@@ -450,7 +522,12 @@ impl ReplayCore {
             }
             if let Some(body) = owned {
                 match decode(s.book, &body) {
-                    Ok((rec, event_us)) => s.queue.push_back(Item { event_us, offset, body, rec }),
+                    Ok((rec, event_us)) => s.queue.push_back(Item {
+                        event_us,
+                        offset,
+                        body,
+                        rec,
+                    }),
                     Err(e) => skipped.push((offset, format!("corrupt Avro body ({e})"))),
                 }
             }
@@ -500,7 +577,10 @@ impl ReplayCore {
                     svc.tick(&self.streams, &mut self.outputs, END_OF_INPUT_US);
                 }
             } else if let Some(svc) = self.bars.as_mut() {
-                let closed = svc.builder.advance(END_OF_INPUT_US - svc.idle_delay_us).map_err(PyValueError::new_err)?;
+                let closed = svc
+                    .builder
+                    .advance(END_OF_INPUT_US - svc.idle_delay_us)
+                    .map_err(PyValueError::new_err)?;
                 svc.emit(&mut self.outputs, closed);
             }
         }
@@ -515,7 +595,11 @@ impl ReplayCore {
         for output in self.outputs.drain(..) {
             match output {
                 Output::Value(kind, key, value) => {
-                    list.append((kind, PyBytes::new(py, key.as_bytes()), PyBytes::new(py, &value)))?;
+                    list.append((
+                        kind,
+                        PyBytes::new(py, key.as_bytes()),
+                        PyBytes::new(py, &value),
+                    ))?;
                 }
                 Output::Continuity(c) => {
                     let (d, origin) = continuity_dict(py, c)?;
@@ -543,8 +627,14 @@ impl ReplayCore {
         for output in outputs {
             match output {
                 Output::Value(kind, key, value) => {
-                    let name = names.get(kind as usize).ok_or_else(|| PyValueError::new_err("no topic name"))?;
-                    let args = (name, PyBytes::new(py, &value), PyBytes::new(py, key.as_bytes()));
+                    let name = names
+                        .get(kind as usize)
+                        .ok_or_else(|| PyValueError::new_err("no topic name"))?;
+                    let args = (
+                        name,
+                        PyBytes::new(py, &value),
+                        PyBytes::new(py, key.as_bytes()),
+                    );
                     loop {
                         match produce.call1(args.clone()) {
                             Ok(_) => break,

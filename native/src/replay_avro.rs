@@ -116,7 +116,19 @@ pub fn read_book(body: &[u8]) -> Result<BookBody, String> {
     let ts_event = opt_long(&mut r)?;
     let ts_recv = r.long()?;
     finish(&r)?;
-    Ok(BookBody { symbol, kind, bids, asks, checksum, price_precision, qty_precision, depth, epoch, ts_event, ts_recv })
+    Ok(BookBody {
+        symbol,
+        kind,
+        bids,
+        asks,
+        checksum,
+        price_precision,
+        qty_precision,
+        depth,
+        epoch,
+        ts_event,
+        ts_recv,
+    })
 }
 
 /// Decode a `kraken.trade` body; returns it with its `ts_event`.
@@ -132,7 +144,14 @@ pub fn read_trade(body: &[u8]) -> Result<TradeBody, String> {
     let ts_event = r.long()?;
     r.long()?; // ts_recv
     finish(&r)?;
-    Ok(TradeBody { symbol, side, price, qty, trade_id, ts_event })
+    Ok(TradeBody {
+        symbol,
+        side,
+        price,
+        qty,
+        trade_id,
+        ts_event,
+    })
 }
 
 /// What a `kracked.book.top` record holds besides its levels (`BookService._publish`).
@@ -201,7 +220,15 @@ pub fn write_bar(header: &[u8], bar: &Bar) -> Vec<u8> {
     write_long(&mut buf, bar.interval_s);
     write_long(&mut buf, bar.start);
     write_long(&mut buf, bar.end);
-    for text in [&bar.open, &bar.high, &bar.low, &bar.close, &bar.volume, &bar.buy_volume, &bar.sell_volume] {
+    for text in [
+        &bar.open,
+        &bar.high,
+        &bar.low,
+        &bar.close,
+        &bar.volume,
+        &bar.buy_volume,
+        &bar.sell_volume,
+    ] {
         write_str(&mut buf, text);
     }
     match &bar.vwap {
