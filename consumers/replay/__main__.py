@@ -201,7 +201,7 @@ def main(argv: Sequence[str]) -> int:
         from consumers.replay.native_engine import NativeReplayer
 
         fast = NativeReplayer(target, services, default_progress())
-        fast.prepare(topics)
+        fast.prepare(topics, source)
         result = fast.run(source, spans, total)
     else:
         if args.parquet is None:

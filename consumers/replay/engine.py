@@ -30,6 +30,34 @@ log = logging.getLogger(__name__)
 END_OF_INPUT_US = 2**62
 
 
+class Deliveries:
+    """The replay producer's delivery reports: librdkafka reports failures only (no event per
+    delivered record, `delivery.report.only.error`); transient errors are retried without end
+    (`message.timeout.ms` 0), so what arrives here is a record that will never land."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+        self.first: str | None = None
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            if self.first is None:
+                self.first = f"{msg.topic()}: {err.str()}"
+
+    def producer(self, target: KafkaSettings) -> Producer:
+        return make_producer(target, **{"delivery.report.only.error": True}, on_delivery=self)
+
+    def settle(self, producer: Producer) -> None:
+        """Wait until every record is delivered; RuntimeError when one is not or cannot be."""
+        if producer.flush(120) != 0:
+            raise RuntimeError("replay: records still undelivered after 120 s")
+        if self.failed:
+            raise RuntimeError(
+                f"replay: {self.failed} record(s) could not be delivered (first: {self.first})"
+            )
+
+
 class ChainOutbox(Outbox):
     """Produces under the target prefix and feeds downstream in-process services."""
 
@@ -83,7 +111,8 @@ class Replayer:
         self.pacer = Pacer(speed)
         self.progress = progress
         self.serde = Serde(target.schema_registry_url, target.topic_prefix)
-        self.producer = producer or make_producer(target)
+        self.deliveries = Deliveries()
+        self.producer = producer or self.deliveries.producer(target)
         self.clock = [0]
         by_input: dict[Topic, list[Service]] = {}
         for service in services:
@@ -157,8 +186,7 @@ class Replayer:
             # passed them (replays are of history), then make side effects durable.
             service.tick(END_OF_INPUT_US, out, True)
             service.flush(out, True)
-        if self.producer.flush(120) != 0:
-            raise RuntimeError("replay: records still undelivered after 120 s")
+        self.deliveries.settle(self.producer)
         elapsed = time.monotonic() - started
         if self.progress is not None:
             self.progress.write("\r" + progress_line(done, total, elapsed) + "\n")

@@ -16,6 +16,7 @@ with a warning, as the general path's source does.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,10 +28,10 @@ from kracked_native import ReplayCore
 from consumers.bars.service import BarsService
 from consumers.book.service import BookService
 from consumers.replay.domain import progress_line
-from consumers.replay.engine import ReplayResult
+from consumers.replay.engine import Deliveries, ReplayResult
 from consumers.replay.source import PartitionSpan, raw_batches
 from consumers.runtime import Service
-from kracked.kafka import ensure_topics, make_producer
+from kracked.kafka import ensure_topics
 from kracked.settings import KafkaSettings
 from schemas.serde import Serde, SerdeError
 from schemas.topics import COMPACTED, Topic
@@ -88,10 +89,13 @@ class NativeReplayer:
         self.services = list(services)
         self.progress = progress
         self.serde = Serde(target.schema_registry_url, target.topic_prefix)
-        self.producer = producer or make_producer(target)
+        self.deliveries = Deliveries()
+        self.producer = producer or self.deliveries.producer(target)
+        self._source_serde: Serde | None = None
 
-    def prepare(self, inputs: Sequence[Topic]) -> None:
-        """Create the target topics, as `Replayer.prepare` (no re-publishing here)."""
+    def prepare(self, inputs: Sequence[Topic], source: KafkaSettings | None = None) -> None:
+        """Create the target topics, as `Replayer.prepare` (no re-publishing here); with `source`, also
+        look up the input schema ids (registry client and round trips are set-up, not replay)."""
         names = {Topic.DEADLETTER}
         for service in self.services:
             names.update(service.outputs)
@@ -104,6 +108,10 @@ class NativeReplayer:
         # set-up, like the topics: the registry round trips for the output schema ids happen here
         for topic in _OUTPUTS:
             self.serde.codec(topic).header()
+        if source is not None:
+            self._source_serde = Serde(source.schema_registry_url, source.topic_prefix)
+            for topic in inputs:
+                self._source_serde.codec(topic).header()
 
     def core(self) -> ReplayCore:
         """A `ReplayCore` running the services with their own settings, in `--through` order."""
@@ -131,10 +139,29 @@ class NativeReplayer:
         source_serde: Serde | None = None,
     ) -> ReplayResult:
         """Replay the spans (of `source`) through the services; outputs produced under the target."""
+        # The cyclic garbage collector would walk every consumed batch's Message objects again and
+        # again (a tenth of the run, measured); the loop creates no reference cycles, so it is paused
+        # for the replay and restored after.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(source, spans, total, batches, source_serde)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _run(
+        self,
+        source: KafkaSettings,
+        spans: Sequence[PartitionSpan],
+        total: int | None,
+        batches: Callable[[KafkaSettings, PartitionSpan], Iterator[list[Message]]],
+        source_serde: Serde | None,
+    ) -> ReplayResult:
         started = time.monotonic()
         core = self.core()
         if source_serde is None:
-            source_serde = Serde(source.schema_registry_url, source.topic_prefix)
+            source_serde = self._source_serde or Serde(source.schema_registry_url, source.topic_prefix)
         live = [span for span in spans if span.size]  # by the core's stream index
         readers: list[Iterator[list[Message]]] = []
         normalizers: list[Callable[[bytes | None, int], bytes | None]] = []
@@ -171,8 +198,7 @@ class NativeReplayer:
                 break
         core.finish()
         self._produce(core)
-        if self.producer.flush(120) != 0:
-            raise RuntimeError("replay: records still undelivered after 120 s")
+        self.deliveries.settle(self.producer)
         elapsed = time.monotonic() - started
         if self.progress is not None:
             self.progress.write("\r" + progress_line(core.processed, total, elapsed) + "\n")

@@ -15,6 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -41,7 +42,8 @@ enum Rec {
 struct Item {
     event_us: i64,
     offset: i64,
-    body: Vec<u8>,
+    /// The consumed value itself (no copy): the Avro body starts after the 5-byte header.
+    value: Py<PyBytes>,
     rec: Rec,
 }
 
@@ -283,13 +285,14 @@ pub struct ReplayCore {
     outputs: Vec<Output>,
     processed: u64,
     finished: bool,
+    keys: HashMap<String, Py<PyBytes>>, // Kafka keys (symbols) as bytes, made once each
 }
 
 impl ReplayCore {
-    fn process(&mut self, index: usize, item: Item) -> Result<(), String> {
+    fn process(&mut self, py: Python<'_>, index: usize, item: Item) -> Result<(), String> {
         let stream = &self.streams[index];
         self.processed += 1;
-        let body = &item.body;
+        let body = &item.value.bind(py).as_bytes()[5..];
         match &item.rec {
             Rec::Book(b) => {
                 let Some(svc) = self.book.as_mut() else {
@@ -407,6 +410,7 @@ impl ReplayCore {
             outputs: Vec::new(),
             processed: 0,
             finished: false,
+            keys: HashMap::new(),
         }
     }
 
@@ -489,43 +493,45 @@ impl ReplayCore {
             .streams
             .get_mut(stream)
             .ok_or_else(|| PyValueError::new_err("no such stream"))?;
+        let (error, offset_name, value_name) = (
+            intern!(py, "error"),
+            intern!(py, "offset"),
+            intern!(py, "value"),
+        );
         for msg in messages.iter() {
-            if !msg.call_method0("error")?.is_none() {
+            if !msg.call_method0(error)?.is_none() {
                 continue;
             }
             let offset: i64 = msg
-                .call_method0("offset")?
+                .call_method0(offset_name)?
                 .extract::<Option<i64>>()?
                 .unwrap_or(0);
             if offset >= s.end {
                 s.finished = true;
                 break;
             }
-            let value = msg.call_method0("value")?;
-            let mut owned: Option<Vec<u8>> = None;
-            {
-                let bytes = value.cast::<PyBytes>().ok().map(|b| b.as_bytes());
-                match bytes {
-                    Some(b) if b.len() >= 5 && b[..5] == s.header[..] => {
-                        owned = Some(b[5..].to_vec())
-                    }
-                    _ => {
-                        let fixed = normalize.call1((value.clone(), offset))?;
-                        if let Ok(b) = fixed.cast::<PyBytes>() {
-                            let b = b.as_bytes();
-                            if b.len() >= 5 {
-                                owned = Some(b[5..].to_vec());
-                            }
-                        }
-                    }
+            let value = msg.call_method0(value_name)?;
+            let ours = value.cast::<PyBytes>().ok().filter(|b| {
+                let b = b.as_bytes();
+                b.len() >= 5 && b[..5] == s.header[..]
+            });
+            let value = match ours {
+                Some(b) => Some(b.clone()),
+                None => {
+                    // another schema id (or junk): the Python serde resolves it against ours
+                    let fixed = normalize.call1((value.clone(), offset))?;
+                    fixed
+                        .cast_into::<PyBytes>()
+                        .ok()
+                        .filter(|b| b.as_bytes().len() >= 5)
                 }
-            }
-            if let Some(body) = owned {
-                match decode(s.book, &body) {
+            };
+            if let Some(value) = value {
+                match decode(s.book, &value.as_bytes()[5..]) {
                     Ok((rec, event_us)) => s.queue.push_back(Item {
                         event_us,
                         offset,
-                        body,
+                        value: value.unbind(),
                         rec,
                     }),
                     Err(e) => skipped.push((offset, format!("corrupt Avro body ({e})"))),
@@ -536,7 +542,6 @@ impl ReplayCore {
                 break;
             }
         }
-        let _ = py;
         Ok(skipped)
     }
 
@@ -549,7 +554,7 @@ impl ReplayCore {
 
     /// Replay what the buffered records allow. Returns the index of a stream that needs its next
     /// batch, -1 when every stream is done (call `finish`), or -2 when outputs should be taken first.
-    fn run(&mut self) -> PyResult<i64> {
+    fn run(&mut self, py: Python<'_>) -> PyResult<i64> {
         loop {
             if self.outputs.len() >= OUTPUT_BATCH {
                 return Ok(-2);
@@ -560,7 +565,8 @@ impl ReplayCore {
                 Ok(Some(i)) => i,
             };
             let item = self.streams[index].queue.pop_front().expect("a head");
-            self.process(index, item).map_err(PyValueError::new_err)?;
+            self.process(py, index, item)
+                .map_err(PyValueError::new_err)?;
         }
     }
 
@@ -621,7 +627,7 @@ impl ReplayCore {
         names: Vec<Bound<'py, PyAny>>,
         continuity: &Bound<'py, PyAny>,
     ) -> PyResult<usize> {
-        let produce = producer.getattr("produce")?;
+        let produce = producer.getattr(intern!(py, "produce"))?;
         let mut count = 0;
         let outputs = std::mem::take(&mut self.outputs);
         for output in outputs {
@@ -630,11 +636,15 @@ impl ReplayCore {
                     let name = names
                         .get(kind as usize)
                         .ok_or_else(|| PyValueError::new_err("no topic name"))?;
-                    let args = (
-                        name,
-                        PyBytes::new(py, &value),
-                        PyBytes::new(py, key.as_bytes()),
-                    );
+                    let key = match self.keys.get(&key) {
+                        Some(k) => k.bind(py).clone(),
+                        None => {
+                            let k = PyBytes::new(py, key.as_bytes());
+                            self.keys.insert(key, k.clone().unbind());
+                            k
+                        }
+                    };
+                    let args = (name, PyBytes::new(py, &value), key);
                     loop {
                         match produce.call1(args.clone()) {
                             Ok(_) => break,
