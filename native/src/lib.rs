@@ -19,6 +19,11 @@ mod time;
 
 use pyo3::prelude::*;
 
+// The hot paths allocate many small, short-lived buffers (levels, rendered text, encoded records):
+// mimalloc serves those several times faster than the system allocator (measured on the replay).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn kracked_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<l2::L2Verifier>()?;
