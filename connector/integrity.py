@@ -83,11 +83,11 @@ def checksum_digits(text: str, precision: int) -> str:
     leading zeros; "" for zero. The same as `str(to_fixed(text, precision))` (and "" for 0), without
     going through an int for the usual case: the text of a JSON number with at most `precision`
     decimals. Exponents, signs and extra decimals take the exact `to_fixed` path."""
-    i = text.find(".")
-    if i < 0:
+    i = text.find(".") if text.isascii() else -2  # non-ASCII: to_fixed refuses it
+    if i == -1:
         if text.isdigit():
             return (text + _ZEROS[precision]).lstrip("0")
-    else:
+    elif i >= 0:
         n = len(text) - i - 1
         body = text[:i] + text[i + 1 :]
         if n <= precision and body.isdigit():

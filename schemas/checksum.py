@@ -23,6 +23,8 @@ def to_fixed(text: str, precision: int) -> int:
     Accepts what Kraken sends: optional sign, digits, optional '.', digits. Trailing zeros beyond the
     precision are allowed (`"4.000000000"` at 8); other excess digits are an error, never rounded.
     """
+    if not text.isascii():  # str.isdigit() would take other scripts' digits ("٣")
+        raise ValueError(f"not a decimal: {text!r}")
     neg = text.startswith("-")
     body = text[1:] if neg else text
     whole, dot, frac = body.partition(".")

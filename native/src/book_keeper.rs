@@ -142,9 +142,6 @@ pub fn py_to_fixed(text: &str, precision: u32) -> Result<i128, String> {
     if !text.is_ascii() {
         return Err(format!("not a decimal: {}", py_repr(text)));
     }
-    if text == "." || text == "-." {
-        return Ok(0); // the reference reads a lone dot as "0." (whole "" + dot, empty fraction)
-    }
     to_fixed(text, precision).map_err(|e| {
         if e.contains("decimals") {
             format!("{} has more than {precision} decimals", py_repr(text))

@@ -24,10 +24,11 @@ pub fn to_fixed(text: &str, precision: u32) -> Result<i128, String> {
         None => (body, None),
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    // as Python: "12", "12.", "12.5", ".5" are decimals; "", ".", "1.2.3", "+1" are not
+    // as the reference: "12", "12.", "12.5", ".5" and even "." (zero) are decimals; "", "1.2.3", "+1"
+    // are not
     let valid = match frac {
         None => !whole.is_empty() && digits_ok(whole),
-        Some(f) => digits_ok(whole) && digits_ok(f) && !(whole.is_empty() && f.is_empty()),
+        Some(f) => digits_ok(whole) && digits_ok(f),
     };
     if !valid {
         return Err(format!("not a decimal: {text:?}"));
@@ -206,7 +207,8 @@ mod tests {
         assert!(to_fixed("1.234", 2).is_err());
         assert!(to_fixed("1.5e-3", 3).is_err());
         assert!(to_fixed("", 2).is_err());
-        assert!(to_fixed(".", 2).is_err());
+        assert_eq!(to_fixed(".", 2), Ok(0));
+        assert_eq!(to_fixed("-.", 2), Ok(0));
         assert!(to_fixed("+1", 2).is_err());
         assert!(to_fixed("1.2.3", 2).is_err());
     }

@@ -63,6 +63,9 @@ def test_fixed_point_helpers_are_exact() -> None:
         to_fixed("0.123", 2)
     with pytest.raises(ValueError):
         to_fixed("abc", 2)
+    with pytest.raises(ValueError, match="not a decimal"):
+        to_fixed("٣", 2)  # a digit to str.isdigit(), not to Kraken
+    assert to_fixed(".", 2) == 0 == to_fixed("-.", 2)  # read as "0." (the native code agrees)
 
 
 def test_official_l2_checksum_vector() -> None:

@@ -261,3 +261,21 @@ def test_the_python_path_acts_on_the_same_books() -> None:
     native.invalidate("X/Y")
     after = native.feed(last, 13)
     assert after is not None and after[2] is None and not native.valid("X/Y")
+
+
+@pytest.mark.parametrize("qty", ['"."', '"12."', '".5"', "-0", "0e0", '"1.50000000000"', '"1.5e0"', '"٣"'])
+def test_odd_decimal_spellings_get_the_reference_verdict(qty: str) -> None:
+    """Spellings the reference reads (or refuses) in its own way: the native path agrees on each."""
+    precisions = {"X/Y": Precision(1, 2)}
+    reference = BookVerifier("book", 10)
+    native = native_verifier(10, precisions)
+    ref = L2Book(10, Precision(1, 2))
+    ref.apply([{"price": "1.5", "qty": "2"}], [{"price": "1.6", "qty": "3"}])
+    for ts, raw in enumerate(
+        [
+            SNAPSHOT % ref.checksum(),
+            '{"channel":"book","type":"update","data":[{"symbol":"X/Y","bids":[{"price":1.4,'
+            f'"qty":{qty}}}],"asks":[],"checksum":{ref.checksum()}}}]}}',
+        ]
+    ):
+        assert native.feed(raw, ts) == python_path(reference, raw, ts, precisions), raw
