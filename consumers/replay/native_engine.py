@@ -43,14 +43,6 @@ _OUTPUTS = (Topic.BOOK_TOP, Topic.BARS, Topic.CONTINUITY)  # by the core's outpu
 _CONTINUITY = 2
 
 
-def native_available() -> bool:
-    try:
-        import kracked_native
-    except ImportError:
-        return False
-    return hasattr(kracked_native, "ReplayCore")
-
-
 def unsupported(
     topics: Sequence[Topic], services: Sequence[Service], speed: float | None, republish: bool
 ) -> str:
@@ -70,8 +62,6 @@ def unsupported(
     extra = [t.value for t in topics if t not in NATIVE_TOPICS]
     if extra:
         return f"it reads kraken.book and kraken.trade only, not {', '.join(extra)}"
-    if not native_available():
-        return "the native extension is not installed (make install)"
     return ""
 
 
