@@ -438,7 +438,8 @@ class NativeBookVerifier:
 
     `feed(raw, ts_recv)` is the hot path: None when the frame is not a `book` frame it takes whole
     (then the caller parses it and calls `verify`, so the book state lives in one place), else
-    `(symbol, kraken.book value in the Confluent wire format, ok, computed, epoch)`.
+    `(symbol, kraken.book value in the Confluent wire format, ok)`; `last()` is that frame's
+    whole `Verdict` (read on a mismatch only).
     """
 
     def __init__(self, depth: int, header: bytes = b"") -> None:
@@ -449,6 +450,16 @@ class NativeBookVerifier:
         self.invalidate = native.invalidate
         self.valid = native.valid
         self.epoch = native.epoch
+
+    def last(self) -> Verdict | None:
+        """The whole verdict of the last frame `feed` took."""
+        got = self._native.last_verdict()
+        return None if got is None else self._verdict(got)
+
+    @staticmethod
+    def _verdict(got: tuple[int, bool | None, int | None, bool, int, int, bool]) -> Verdict:
+        epoch, ok, computed, snapshot, pp, qp, inferred = got
+        return Verdict(epoch, ok, computed, snapshot, Precision(pp, qp, inferred))
 
     def set_header(self, header: bytes) -> None:
         """The Confluent header (magic byte + schema id) of `kraken.book` values `feed` returns."""
@@ -471,10 +482,7 @@ class NativeBookVerifier:
         """As `BookVerifier.verify` for `{price, qty}` levels."""
         if precision is not None and not precision.inferred:
             self._native.set_precision(symbol, precision.price, precision.qty)
-        epoch, ok, computed, snap, pp, qp, inferred = self._native.verify(
-            symbol, snapshot, bids, asks, checksum, ts_recv
-        )
-        return Verdict(epoch, ok, computed, snap, Precision(pp, qp, inferred))
+        return self._verdict(self._native.verify(symbol, snapshot, bids, asks, checksum, ts_recv))
 
 
 # --------------------------------------------------------------------------------------------- trades

@@ -138,11 +138,13 @@ class Pipeline:
         taken = self._feed(raw, ts_recv)
         if taken is None:
             return False
-        symbol, value, ok, computed, epoch = taken
+        symbol, value, ok = taken
         self.frames["book"] += 1
         self._produce(Topic.BOOK, symbol, value)
         if ok is False:
-            self._mismatch(conn, "book", symbol, computed, epoch, ts_recv, self._expected(raw))
+            v = self.books.last()
+            assert v is not None
+            self._mismatch(conn, "book", symbol, v.computed, v.epoch, ts_recv, self._expected(raw))
         return True
 
     @staticmethod

@@ -73,7 +73,7 @@ struct Book {
 }
 
 impl Book {
-    fn apply(&mut self, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Result<(), String> {
+    fn apply<S: AsRef<str>>(&mut self, bids: &[(S, S)], asks: &[(S, S)]) -> Result<(), String> {
         let p = self.precision;
         for (levels, side, negate) in [(bids, &mut self.bids, true), (asks, &mut self.asks, false)]
         {
@@ -81,6 +81,7 @@ impl Book {
                 continue;
             }
             for (price_text, qty_text) in levels {
+                let (price_text, qty_text) = (price_text.as_ref(), qty_text.as_ref());
                 let mut piece = String::with_capacity(price_text.len() + qty_text.len() + 8);
                 let price = to_fixed_digits(price_text, p.price, &mut piece)?;
                 let qty = to_fixed_digits(qty_text, p.qty, &mut piece)?;
@@ -146,12 +147,12 @@ impl Books {
     }
 
     /// Apply one message of `symbol` and compare with Kraken's checksum (see `BookVerifier.verify`).
-    pub fn verify(
+    pub fn verify<S: AsRef<str>>(
         &mut self,
         symbol: &str,
         snapshot: bool,
-        bids: &[(&str, &str)],
-        asks: &[(&str, &str)],
+        bids: &[(S, S)],
+        asks: &[(S, S)],
         checksum: i64,
         ts_recv: i64,
     ) -> Verdict {
@@ -283,11 +284,11 @@ fn mismatch(state: &mut State, computed: u32, snapshot: bool) -> Verdict {
     }
 }
 
-fn infer_precision<'a>(levels: impl Iterator<Item = &'a (&'a str, &'a str)>) -> Precision {
+fn infer_precision<'a, S: AsRef<str> + 'a>(levels: impl Iterator<Item = &'a (S, S)>) -> Precision {
     let (mut pp, mut qp) = (0, 0);
     for (price, qty) in levels {
-        pp = pp.max(decimals(price));
-        qp = qp.max(decimals(qty));
+        pp = pp.max(decimals(price.as_ref()));
+        qp = qp.max(decimals(qty.as_ref()));
     }
     Precision {
         price: pp,
@@ -361,12 +362,13 @@ fn integer(raw: &RawValue) -> Option<i64> {
     s.parse().ok()
 }
 
-/// A `book` frame parsed and checked completely, borrowing from the frame's text.
-pub struct BookFrame<'a> {
-    pub symbol: Cow<'a, str>,
+/// A `book` frame parsed and checked completely; `S` is `&str` (text borrowed from the frame, the
+/// scanner's case) or `Cow<str>` (serde's, which unescapes strings).
+pub struct BookFrame<S> {
+    pub symbol: S,
     pub snapshot: bool,
-    pub bids: Levels<'a>,
-    pub asks: Levels<'a>,
+    pub bids: Vec<(S, S)>,
+    pub asks: Vec<(S, S)>,
     pub checksum: i64,
     pub ts_event: Option<i64>,
 }
@@ -380,11 +382,8 @@ fn side_levels<'a>(side: Option<Vec<LevelIn<'a>>>) -> Option<Levels<'a>> {
         .collect()
 }
 
-/// None unless `text` is a `book` data frame of exactly the documented shape.
-pub fn parse_book_frame(text: &str) -> Option<BookFrame<'_>> {
-    if let Some(raw) = scan_book(text) {
-        return from_scan(raw);
-    }
+/// The general parser (serde): None unless `text` is a `book` data frame of the documented shape.
+pub fn parse_book_frame(text: &str) -> Option<BookFrame<Cow<'_, str>>> {
     // one typed pass; a frame of another channel rarely even holds the word, and if it does the
     // typed parse fails or the channel check below refuses it: None either way
     if !text.contains("\"book\"") {
@@ -421,14 +420,7 @@ pub fn parse_book_frame(text: &str) -> Option<BookFrame<'_>> {
     })
 }
 
-fn borrowed<'a>(levels: Vec<(&'a str, &'a str)>) -> Levels<'a> {
-    levels
-        .into_iter()
-        .map(|(p, q)| (Cow::Borrowed(p), Cow::Borrowed(q)))
-        .collect()
-}
-
-fn from_scan(raw: crate::frame::RawBook<'_>) -> Option<BookFrame<'_>> {
+fn from_scan(raw: crate::frame::RawBook<'_>) -> Option<BookFrame<&str>> {
     if raw.channel != "book" {
         return None;
     }
@@ -442,26 +434,31 @@ fn from_scan(raw: crate::frame::RawBook<'_>) -> Option<BookFrame<'_>> {
         Some(ts) => Some(ts_micros(ts)?),
     };
     Some(BookFrame {
-        symbol: Cow::Borrowed(raw.symbol),
+        symbol: raw.symbol,
         snapshot,
-        bids: borrowed(raw.bids),
-        asks: borrowed(raw.asks),
+        bids: raw.bids,
+        asks: raw.asks,
         checksum: raw.checksum.parse().ok()?,
         ts_event,
     })
 }
 
 /// The `kraken.book` Avro body (after the Confluent header), field by field as in kraken.book.avsc.
-#[allow(clippy::too_many_arguments)]
-pub fn encode_book(buf: &mut Vec<u8>, frame: &BookFrame, v: &Verdict, depth: usize, ts_recv: i64) {
-    avro::write_str(buf, &frame.symbol);
+pub fn encode_book<S: AsRef<str>>(
+    buf: &mut Vec<u8>,
+    frame: &BookFrame<S>,
+    v: &Verdict,
+    depth: usize,
+    ts_recv: i64,
+) {
+    avro::write_str(buf, frame.symbol.as_ref());
     avro::write_str(buf, if frame.snapshot { "snapshot" } else { "update" });
     for side in [&frame.bids, &frame.asks] {
         if !side.is_empty() {
             avro::write_long(buf, side.len() as i64);
             for (price, qty) in side {
-                avro::write_str(buf, price);
-                avro::write_str(buf, qty);
+                avro::write_str(buf, price.as_ref());
+                avro::write_str(buf, qty.as_ref());
             }
         }
         buf.push(0);
@@ -485,6 +482,7 @@ pub struct L2Verifier {
     header: Vec<u8>,
     names: HashMap<String, Py<PyString>>,
     buf: Vec<u8>,
+    last: Option<Verdict>,
 }
 
 fn verdict_tuple<'py>(py: Python<'py>, v: &Verdict) -> PyResult<Bound<'py, PyTuple>> {
@@ -514,6 +512,41 @@ fn levels_of<'py>(side: &Bound<'py, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+impl L2Verifier {
+    fn take<'py, S: AsRef<str>>(
+        &mut self,
+        py: Python<'py>,
+        frame: &BookFrame<S>,
+        ts_recv: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let symbol = frame.symbol.as_ref();
+        let v = self.books.verify(
+            symbol,
+            frame.snapshot,
+            &frame.bids,
+            &frame.asks,
+            frame.checksum,
+            ts_recv,
+        );
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.extend_from_slice(&self.header);
+        encode_book(buf, frame, &v, self.books.depth, ts_recv);
+        let value = PyBytes::new(py, buf);
+        let name = match self.names.get(symbol) {
+            Some(n) => n.bind(py).clone(),
+            None => {
+                let n = PyString::new(py, symbol);
+                self.names.insert(symbol.to_string(), n.clone().unbind());
+                n
+            }
+        };
+        self.last = Some(v);
+        // no epoch or computed checksum here: a new int per frame for what only a mismatch reads
+        (name, value, v.ok).into_pyobject(py)
+    }
+}
+
 #[pymethods]
 impl L2Verifier {
     #[new]
@@ -524,6 +557,7 @@ impl L2Verifier {
             header: header.unwrap_or_default(),
             names: HashMap::new(),
             buf: Vec::new(),
+            last: None,
         }
     }
 
@@ -570,16 +604,14 @@ impl L2Verifier {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let bids = levels_of(bids)?;
         let asks = levels_of(asks)?;
-        let b: Vec<(&str, &str)> = bids.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
-        let a: Vec<(&str, &str)> = asks.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
         let v = self
             .books
-            .verify(symbol, snapshot, &b, &a, checksum, ts_recv);
+            .verify(symbol, snapshot, &bids, &asks, checksum, ts_recv);
         verdict_tuple(py, &v)
     }
 
     /// One WebSocket frame: None when it is not a book frame this path takes whole, else
-    /// (symbol, Confluent-framed kraken.book value, ok, computed, epoch).
+    /// (symbol, Confluent-framed kraken.book value, ok); `last_verdict()` has the rest.
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
@@ -590,44 +622,23 @@ impl L2Verifier {
             return Ok(None);
         };
         let text = text.to_str()?;
-        let Some(frame) = parse_book_frame(text) else {
-            return Ok(None);
-        };
-        let b: Vec<(&str, &str)> = frame
-            .bids
-            .iter()
-            .map(|(p, q)| (p.as_ref(), q.as_ref()))
-            .collect();
-        let a: Vec<(&str, &str)> = frame
-            .asks
-            .iter()
-            .map(|(p, q)| (p.as_ref(), q.as_ref()))
-            .collect();
-        let v = self.books.verify(
-            &frame.symbol,
-            frame.snapshot,
-            &b,
-            &a,
-            frame.checksum,
-            ts_recv,
-        );
-        let buf = &mut self.buf;
-        buf.clear();
-        buf.extend_from_slice(&self.header);
-        encode_book(buf, &frame, &v, self.books.depth, ts_recv);
-        let value = PyBytes::new(py, buf);
-        let name = match self.names.get(frame.symbol.as_ref()) {
-            Some(n) => n.bind(py).clone(),
-            None => {
-                let n = PyString::new(py, &frame.symbol);
-                self.names
-                    .insert(frame.symbol.to_string(), n.clone().unbind());
-                n
-            }
-        };
-        Ok(Some(
-            (name, value, v.ok, v.computed, v.epoch).into_pyobject(py)?,
-        ))
+        // the scanner takes the common shape; what it refuses, serde decides
+        if let Some(raw) = scan_book(text) {
+            return match from_scan(raw) {
+                Some(frame) => self.take(py, &frame, ts_recv).map(Some),
+                None => Ok(None),
+            };
+        }
+        match parse_book_frame(text) {
+            Some(frame) => self.take(py, &frame, ts_recv).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The full verdict of the last frame `feed` took: (epoch, ok, computed, snapshot,
+    /// price_precision, qty_precision, inferred); None before the first.
+    fn last_verdict<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        self.last.as_ref().map(|v| verdict_tuple(py, v)).transpose()
     }
 
     /// Forget the book (e.g. the connection dropped): updates are unverified until a snapshot.

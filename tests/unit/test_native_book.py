@@ -32,6 +32,16 @@ WRITE = compile_writer(parsed_schema(Topic.BOOK), HEADER)
 Taken = tuple[str, bytes, bool | None, int | None, int]
 
 
+def feed(native: NativeBookVerifier, raw: str | bytes, ts: int) -> Taken | None:
+    """`feed` plus the verdict's epoch and computed checksum (what `python_path` returns)."""
+    taken = native.feed(raw, ts)
+    if taken is None:
+        return None
+    v = native.last()
+    assert v is not None and v.ok is taken[2]
+    return (*taken, v.computed, v.epoch)
+
+
 def render(value: Any) -> str:
     """JSON text of a value decoded with `Num` numbers, numbers kept exactly as their text."""
     if isinstance(value, m.Num):
@@ -84,7 +94,7 @@ def test_every_captured_frame_gives_the_python_verdict_and_bytes(with_instrument
     books = verified = 0
     for ts, raw in enumerate(captured_frames(), start=1_785_000_000_000_000):
         expected = python_path(reference, raw, ts, precisions)
-        got = native.feed(raw, ts)
+        got = feed(native, raw, ts)
         assert got == expected, raw[:120]
         if got is not None:
             books += 1
@@ -99,13 +109,13 @@ def test_the_sdk_bad_update_is_a_mismatch_natively_too() -> None:
     decode = json.JSONDecoder(parse_float=m.Num, parse_int=m.Num).decode
     doc = decode((KRAKEN_CAPTURES / "python-kraken-sdk_orderbook-v2.json").read_text())
     for ts, obj in enumerate([doc["init"], *doc["updates"]]):
-        taken = native.feed(render(obj), ts)
+        taken = feed(native, render(obj), ts)
         assert taken is not None and taken[2] is True
     bad = (
         '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":29430.3,'
         '"qty":1.69289565}],"asks":[],"checksum":2438868880,"timestamp":"2023-07-30T15:30:49.008834Z"}]}'
     )
-    taken = native.feed(bad, 999)
+    taken = feed(native, bad, 999)
     assert taken is not None
     symbol, value, ok, computed, epoch = taken
     assert (symbol, ok, epoch) == ("BTC/USD", False, 1) and computed not in (None, 2438868880)
@@ -191,7 +201,7 @@ def test_random_books_agree_with_the_reference(seed: int, with_instruments: bool
     verdicts: dict[bool | None, int] = {}
     for raw, ts in random_frames(seed, 3_000):
         expected = python_path(reference, raw, ts, precisions)
-        assert native.feed(raw, ts) == expected, raw
+        assert feed(native, raw, ts) == expected, raw
         assert expected is not None
         verdicts[expected[2]] = verdicts.get(expected[2], 0) + 1
     # the run exercised verified books, and (with real precisions) mismatches and unverifiable books;
@@ -231,7 +241,7 @@ SNAPSHOT = (
 )
 def test_frames_it_does_not_take_whole_come_back_as_none(raw: str | bytes) -> None:
     native = native_verifier(10, {})
-    assert native.feed(raw, 1) is None
+    assert feed(native, raw, 1) is None
 
 
 def test_the_python_path_acts_on_the_same_books() -> None:
@@ -239,14 +249,14 @@ def test_the_python_path_acts_on_the_same_books() -> None:
     native = native_verifier(10, {"X/Y": Precision(1, 0)})
     ref = L2Book(10, Precision(1, 0))
     ref.apply([{"price": "1.5", "qty": "2"}], [{"price": "1.6", "qty": "3"}])
-    first = native.feed(SNAPSHOT % ref.checksum(), 10)
+    first = feed(native, SNAPSHOT % ref.checksum(), 10)
     assert first is not None and first[2] is True and first[4] == 10
     ref.apply([{"price": "1.4", "qty": "5"}], [])
     update = (
         '{"channel":"book","type":"update","data":[{"symbol":"X/Y","bids":[{"price":1.4,"qty":5}],'
         f'"asks":[],"checksum":{ref.checksum()},"timestamp":"2026-11-24T10:00:01+00:00"}}]}}'
     )
-    assert native.feed(update, 11) is None
+    assert feed(native, update, 11) is None
     msg = m.parse(update)
     assert isinstance(msg, m.BookMessage)
     v = native.verify(msg.symbol, False, msg.bids, msg.asks, msg.checksum, 11, None)
@@ -256,10 +266,10 @@ def test_the_python_path_acts_on_the_same_books() -> None:
         '{"channel":"book","type":"update","data":[{"symbol":"X/Y","bids":[],"asks":[{"price":1.6,"qty":0}],'
         f'"checksum":{ref.checksum()},"timestamp":"2026-11-24T10:00:02Z"}}]}}'
     )
-    taken = native.feed(last, 12)
+    taken = feed(native, last, 12)
     assert taken is not None and taken[2] is True
     native.invalidate("X/Y")
-    after = native.feed(last, 13)
+    after = feed(native, last, 13)
     assert after is not None and after[2] is None and not native.valid("X/Y")
 
 
@@ -278,4 +288,4 @@ def test_odd_decimal_spellings_get_the_reference_verdict(qty: str) -> None:
             f'"qty":{qty}}}],"asks":[],"checksum":{ref.checksum()}}}]}}',
         ]
     ):
-        assert native.feed(raw, ts) == python_path(reference, raw, ts, precisions), raw
+        assert feed(native, raw, ts) == python_path(reference, raw, ts, precisions), raw
