@@ -55,6 +55,10 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
         # a crashed consumer's partitions move on after 10 s instead of 45 s
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 2_000,
+        # librdkafka postpones a partition's next fetch by this much once its local queue is over
+        # queued.min.messages (100k): 1 s by default, which stalled every catch-up read and replay
+        # once per 100k records (measured: 254k → 1.2M records/s reading two topics from the start)
+        "fetch.queue.backoff.ms": 10,
         **_QUIET,
     }
     conf.update(overrides)
