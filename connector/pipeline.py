@@ -43,6 +43,7 @@ from connector.kraken.messages import (
     StatusMessage,
     TickerMessage,
     TradeMessage,
+    parse,
 )
 from connector.mapping import (
     MapError,
@@ -143,16 +144,17 @@ class Pipeline:
         self._produce(Topic.BOOK, symbol, value)
         if ok is False:
             v = self.books.last()
-            assert v is not None
-            self._mismatch(conn, "book", symbol, v.computed, v.epoch, ts_recv, self._expected(raw))
+            computed, epoch = (None, 0) if v is None else (v.computed, v.epoch)
+            self._mismatch(conn, "book", symbol, computed, epoch, ts_recv, self._expected(raw))
         return True
 
     @staticmethod
     def _expected(raw: str | bytes) -> int:
         """Kraken's checksum of a book frame (for the mismatch report only, off the hot path)."""
-        from connector.kraken.messages import parse
-
-        msg = parse(raw)
+        try:
+            msg = parse(raw)
+        except ParseError:
+            return -1
         return msg.checksum if isinstance(msg, BookMessage) else -1
 
     def on_message(self, conn: Connection, msg: DataMessage, raw: str, ts_recv: int) -> None:

@@ -16,9 +16,9 @@ others stay subscribed (reference §1.5). `resubscribe(channel, symbol)` re-requ
 The read loop is the connector's hot path: each frame is first offered whole to the `Handler`'s
 `on_frame` (the pipeline's native `book` path takes most frames there); the others are parsed here
 (control frames are handled here, heartbeats and pongs only feed liveness) and data models go to the
-`Handler` synchronously. When the
-handler's publisher is blocked by Kafka back-pressure, the loop stops reading (the socket buffers fill
-and TCP pushes back), and the watchdog does not count that time as silence.
+`Handler` synchronously. When the handler's publisher is blocked by Kafka back-pressure, the loop stops
+reading (the socket buffers fill and TCP pushes back), and the watchdog does not count that time as
+silence.
 
 `plan_connections` spreads symbols over connections: one reference connection for `instrument`
 (precisions for the checksums, the `all` symbol list), public connections of at most
