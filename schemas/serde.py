@@ -71,7 +71,9 @@ def compiled_reader(topic: Topic) -> Reader:
 
 
 def registry_client(url: str) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": url})
+    # The client's default is no timeout at all: a registry that stops answering one request would
+    # hang a service (seen once in a test run). 30 s per request; the client retries transient errors.
+    return SchemaRegistryClient({"url": url, "timeout": 30})
 
 
 class Codec:
