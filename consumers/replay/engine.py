@@ -30,6 +30,22 @@ log = logging.getLogger(__name__)
 END_OF_INPUT_US = 2**62
 
 
+def ensure_target_topics(
+    target: KafkaSettings, services: Iterable[Service], republished: Iterable[Topic]
+) -> None:
+    """Create, under the target prefix, what a replay writes: the services' outputs, the re-published
+    inputs and the dead-letter topic (compacted where the catalog says so)."""
+    names = {Topic.DEADLETTER, *republished}
+    for service in services:
+        names.update(service.outputs)
+    prefix = target.topic_prefix
+    ensure_topics(
+        target,
+        [t.name_with(prefix) for t in names],
+        compacted=[t.name_with(prefix) for t in COMPACTED],
+    )
+
+
 class Deliveries:
     """The replay producer's delivery reports: librdkafka reports failures only (no event per
     delivered record, `delivery.report.only.error`); transient errors are retried without end
@@ -123,16 +139,7 @@ class Replayer:
         self._names: dict[Topic, str] = {}
 
     def prepare(self, inputs: Iterable[Topic]) -> None:
-        names = {t for t in inputs} if self.republish else set()
-        for service in self.services:
-            names.update(service.outputs)
-        names.add(Topic.DEADLETTER)
-        prefix = self.target.topic_prefix
-        ensure_topics(
-            self.target,
-            [t.name_with(prefix) for t in names],
-            compacted=[t.name_with(prefix) for t in COMPACTED],
-        )
+        ensure_target_topics(self.target, self.services, inputs if self.republish else ())
 
     def run(
         self, items: Iterable[ReplayItem], total: int | None, sleep: Callable[[float], None] = time.sleep

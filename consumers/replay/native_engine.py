@@ -28,13 +28,12 @@ from kracked_native import ReplayCore
 from consumers.bars.service import BarsService
 from consumers.book.service import BookService
 from consumers.replay.domain import progress_line
-from consumers.replay.engine import Deliveries, ReplayResult
+from consumers.replay.engine import Deliveries, ReplayResult, ensure_target_topics
 from consumers.replay.source import PartitionSpan, raw_batches
 from consumers.runtime import Service
-from kracked.kafka import ensure_topics
 from kracked.settings import KafkaSettings
 from schemas.serde import Serde, SerdeError
-from schemas.topics import COMPACTED, Topic
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +85,7 @@ class NativeReplayer:
     def prepare(self, inputs: Sequence[Topic], source: KafkaSettings | None = None) -> None:
         """Create the target topics, as `Replayer.prepare` (no re-publishing here); with `source`, also
         look up the input schema ids (registry client and round trips are set-up, not replay)."""
-        names = {Topic.DEADLETTER}
-        for service in self.services:
-            names.update(service.outputs)
-        prefix = self.target.topic_prefix
-        ensure_topics(
-            self.target,
-            [t.name_with(prefix) for t in names],
-            compacted=[t.name_with(prefix) for t in COMPACTED],
-        )
+        ensure_target_topics(self.target, self.services, ())
         # set-up, like the topics: the registry round trips for the output schema ids happen here
         for topic in _OUTPUTS:
             self.serde.codec(topic).header()

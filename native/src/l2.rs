@@ -117,6 +117,18 @@ struct State {
     precision: Precision,
 }
 
+impl State {
+    fn verdict(&self, ok: Option<bool>, computed: Option<u32>, snapshot: bool) -> Verdict {
+        Verdict {
+            epoch: self.epoch,
+            ok,
+            computed,
+            snapshot,
+            precision: self.precision,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Verdict {
     pub epoch: i64,
@@ -156,39 +168,6 @@ impl Books {
         checksum: i64,
         ts_recv: i64,
     ) -> Verdict {
-        if !snapshot {
-            if let Some(state) = self.states.get_mut(symbol) {
-                if let Some(book) = state.book.as_mut() {
-                    // the usual case: an update to a valid book
-                    return match book.apply(bids, asks) {
-                        Err(_) => {
-                            state.book = None;
-                            Verdict {
-                                epoch: state.epoch,
-                                ok: None,
-                                computed: None,
-                                snapshot,
-                                precision: state.precision,
-                            }
-                        }
-                        Ok(()) => {
-                            let computed = book.checksum(&mut self.scratch);
-                            if computed as i64 == checksum {
-                                Verdict {
-                                    epoch: state.epoch,
-                                    ok: Some(true),
-                                    computed: None,
-                                    snapshot,
-                                    precision: state.precision,
-                                }
-                            } else {
-                                mismatch(state, computed, snapshot)
-                            }
-                        }
-                    };
-                }
-            }
-        }
         if snapshot {
             let precision = match self.precisions.get(symbol) {
                 Some(p) => *p,
@@ -211,7 +190,8 @@ impl Books {
                     precision,
                 },
             );
-        } else if !self.states.contains_key(symbol) {
+        }
+        let Some(state) = self.states.get_mut(symbol) else {
             // an update before any snapshot (cannot happen with Kraken): nothing to verify against
             let precision = self.precisions.get(symbol).copied().unwrap_or(Precision {
                 price: 0,
@@ -226,36 +206,18 @@ impl Books {
                 snapshot: false,
                 precision,
             };
-        }
-        let state = self.states.get_mut(symbol).expect("state exists");
+        };
         let Some(book) = state.book.as_mut() else {
-            return Verdict {
-                epoch: state.epoch,
-                ok: None,
-                computed: None,
-                snapshot,
-                precision: state.precision,
-            };
+            return state.verdict(None, None, snapshot);
         };
         if book.apply(bids, asks).is_err() {
             state.book = None;
-            return Verdict {
-                epoch: state.epoch,
-                ok: None,
-                computed: None,
-                snapshot,
-                precision: state.precision,
-            };
+            return state.verdict(None, None, snapshot);
         }
         let computed = book.checksum(&mut self.scratch);
         if computed as i64 == checksum {
-            return Verdict {
-                epoch: state.epoch,
-                ok: Some(true),
-                computed: if snapshot { Some(computed) } else { None },
-                snapshot,
-                precision: state.precision,
-            };
+            // the computed checksum is reported for snapshots only (as the reference does)
+            return state.verdict(Some(true), snapshot.then_some(computed), snapshot);
         }
         mismatch(state, computed, snapshot)
     }
@@ -275,13 +237,7 @@ fn mismatch(state: &mut State, computed: u32, snapshot: bool) -> Verdict {
     } else {
         Some(false)
     };
-    Verdict {
-        epoch: state.epoch,
-        ok,
-        computed: Some(computed),
-        snapshot,
-        precision: state.precision,
-    }
+    state.verdict(ok, Some(computed), snapshot)
 }
 
 fn infer_precision<'a, S: AsRef<str> + 'a>(levels: impl Iterator<Item = &'a (S, S)>) -> Precision {

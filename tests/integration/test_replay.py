@@ -54,13 +54,19 @@ def raw_values(kafka: KafkaTest, topic: Topic) -> list[bytes]:
     return out
 
 
+def book_records() -> list[dict[str, Any]]:
+    """The real SDK capture as kraken.book records, one ms apart."""
+    books = sdk_records(epoch=1)
+    for i, record in enumerate(books):
+        record["ts_recv"] = 1_700_000_000_000_000 + i * 1000
+    return books
+
+
 def test_replay_twice_is_byte_identical_and_equals_live(kafka: KafkaTest) -> None:
     kafka.create_topics(
         Topic.BOOK, Topic.LEVEL3, Topic.TRADE, Topic.BOOK_TOP, Topic.BARS, Topic.CONTINUITY, Topic.DEADLETTER
     )
-    books = sdk_records(epoch=1)
-    for i, record in enumerate(books):
-        record["ts_recv"] = 1_700_000_000_000_000 + i * 1000
+    books = book_records()
     produce(kafka, Topic.BOOK, books)
     produce(kafka, Topic.TRADE, synthetic_trades(1500, seed=11))
 
@@ -100,9 +106,7 @@ def test_native_and_python_engines_give_byte_identical_outputs(kafka: KafkaTest)
     kafka.create_topics(
         Topic.BOOK, Topic.TRADE, Topic.BOOK_TOP, Topic.BARS, Topic.CONTINUITY, Topic.DEADLETTER
     )
-    books = sdk_records(epoch=1)
-    for i, record in enumerate(books):
-        record["ts_recv"] = 1_700_000_000_000_000 + i * 1000
+    books = book_records()
     books.append({**books[5], "checksum": books[5]["checksum"] ^ 1})  # a mismatch: continuity + invalid top
     produce(kafka, Topic.BOOK, books)
     produce(kafka, Topic.TRADE, synthetic_trades(1500, seed=11))
